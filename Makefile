@@ -1,0 +1,39 @@
+# Two commands set up a fresh machine: `make demo` and `make test`. Both build .venv on first use.
+PY ?= python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: venv demo test bench eval train export clean
+
+venv: $(STAMP)
+
+# torch is pinned to the CPU build that pip finds on this machine's disk (training/export only).
+$(STAMP): requirements.txt setup.py
+	$(PY) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) -m pip install -q torch==2.13.0
+	$(VPY) -m pip install -q -r requirements.txt
+	$(VPY) -m pip install -q --no-deps -e .
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/depth_interp demo $(DEMO_ARGS)
+
+test: $(STAMP)
+	$(VPY) -m pytest -q test $(TEST_ARGS)
+
+bench: $(STAMP)
+	$(VENV)/bin/depth_interp bench $(BENCH_ARGS)
+
+eval: $(STAMP)
+	$(VENV)/bin/depth_interp eval $(EVAL_ARGS)
+
+train: $(STAMP)
+	$(VENV)/bin/depth_interp train $(TRAIN_ARGS)
+
+export: $(STAMP)
+	$(VENV)/bin/depth_interp export $(EXPORT_ARGS)
+
+clean:
+	rm -rf $(VENV) build *.egg-info out runs

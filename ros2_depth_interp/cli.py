@@ -1,0 +1,36 @@
+"""``depth_interp <command> [args]``: one entry point for the offline tools."""
+import importlib
+import sys
+
+# command -> (module, one-line help). Each module has ``main(argv=None) -> int``.
+COMMANDS = {
+    'demo': ('ros2_depth_interp.demo', 'replay the bundled synthetic sequence through the node over real DDS'),
+    'train': ('ros2_depth_interp.train', 'train the network (perceptual loss, Adam, checkpoints)'),
+    'export': ('ros2_depth_interp.export', 'export a checkpoint to ONNX and check it against torch'),
+    'eval': ('ros2_depth_interp.evaluate', 'evaluate the model and classical baselines on real data'),
+    'bag': ('ros2_depth_interp.bag', 'process a recorded bag offline (rosbag2 or ROS 1, LSD-SLAM keyframes)'),
+    'bench': ('ros2_depth_interp.bench', 'measure latency and throughput of the node end to end'),
+}
+
+
+def usage():
+    lines = ['usage: depth_interp <command> [args]', '', 'commands:']
+    lines += ['  %-8s %s' % (name, text) for name, (_, text) in COMMANDS.items()]
+    return '\n'.join(lines)
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ('-h', '--help'):
+        print(usage())
+        return 0 if argv else 2
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print('depth_interp: unknown command %r\n\n%s' % (name, usage()), file=sys.stderr)
+        return 2
+    module = importlib.import_module(COMMANDS[name][0])
+    return int(module.main(rest) or 0)
+
+
+if __name__ == '__main__':
+    sys.exit(main())
