@@ -28,7 +28,6 @@ setup(
     maintainer_email='depth-interp@example.org',
     description='Dense depth and point clouds from semi-dense monocular SLAM depth with a compact CNN (ONNX Runtime).',
     license='Apache-2.0',
-    tests_require=['pytest'],
     entry_points={
         'console_scripts': [
             'depth_interp_node = ros2_depth_interp.node:main',
