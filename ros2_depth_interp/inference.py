@@ -1,0 +1,200 @@
+"""``DepthInterpolator``: semi-dense depth + mask + intensity -> dense depth and confidence.
+
+One class for every caller (the node, the bag tool, evaluation, benchmarks, users' scripts). Two
+backends run the same network with the same pre- and post-processing (``preprocess``):
+
+- ``onnx`` (default): ONNX Runtime with an ordered execution-provider list; providers that this
+  build of ONNX Runtime lacks are skipped and the active one is reported. On CUDA, inputs and outputs
+  go through I/O binding (one upload, one download per frame); TensorRT keeps its engine cache in
+  ``~/.cache/ros2_depth_interp/trt`` and may build fp16 engines.
+- ``torch``: the same weights (``<model>.pt`` beside the ONNX file) run by PyTorch, on CUDA when
+  present (fp16 optional). For machines with PyTorch but no onnxruntime-gpu.
+
+Usage::
+
+    from ros2_depth_interp import DepthInterpolator
+    dense = DepthInterpolator().interpolate(depth, mask, intensity)
+"""
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .preprocess import InputError, finish, prepare
+from .resources import default_model_path
+
+__all__ = ['DepthInterpolator', 'InterpolationResult', 'InputError', 'ModelLoadError', 'DEFAULT_PROVIDERS']
+
+LOG = logging.getLogger(__name__)
+DEFAULT_PROVIDERS = ('TensorrtExecutionProvider', 'CUDAExecutionProvider', 'CPUExecutionProvider')
+FORMAT_TAG = 'ros2_depth_interp/1'
+
+
+class ModelLoadError(RuntimeError):
+    """The model file is missing, unreadable, or not a ros2_depth_interp model."""
+
+
+@dataclass
+class InterpolationResult:
+    depth: np.ndarray          # float32 (H, W), the input's units
+    confidence: np.ndarray     # float32 (H, W) in [0, 1]
+    timings: dict = field(default_factory=dict)   # seconds: normalize, infer, finish
+
+
+class _OnnxBackend:
+
+    def __init__(self, path, providers, threads, trt_fp16):
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:  # pragma: no cover - a dependency of the package
+            raise ModelLoadError('onnxruntime is not installed: pip install onnxruntime (or onnxruntime-gpu)') from exc
+        available = ort.get_available_providers()
+        wanted = list(providers or DEFAULT_PROVIDERS)
+        chosen = [p for p in wanted if p in available]
+        self.skipped = [p for p in wanted if p not in available]
+        if not chosen:
+            chosen = ['CPUExecutionProvider']
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            options.intra_op_num_threads = int(threads)
+        provider_args = []
+        for p in chosen:
+            if p == 'TensorrtExecutionProvider':
+                cache = os.path.expanduser('~/.cache/ros2_depth_interp/trt')
+                os.makedirs(cache, exist_ok=True)
+                provider_args.append((p, {'trt_engine_cache_enable': True, 'trt_engine_cache_path': cache,
+                                          'trt_fp16_enable': bool(trt_fp16)}))
+            else:
+                provider_args.append(p)
+        try:
+            self.session = ort.InferenceSession(path, options, providers=provider_args)
+        except Exception as exc:
+            raise ModelLoadError('cannot load ONNX model %s: %s' % (path, str(exc).splitlines()[0])) from exc
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if meta.get('format') != FORMAT_TAG:
+            raise ModelLoadError('%s is an ONNX model but not a ros2_depth_interp model (metadata format=%r, '
+                                 'expected %r)' % (path, meta.get('format'), FORMAT_TAG))
+        self.metadata = meta
+        self.stride = int(meta.get('stride', 32))
+        self.provider = self.session.get_providers()[0]
+        self.input_name = self.session.get_inputs()[0].name
+        self.input_dtype = np.float16 if 'float16' in self.session.get_inputs()[0].type else np.float32
+        self._ort = ort
+        self._use_binding = self.provider in ('CUDAExecutionProvider', 'TensorrtExecutionProvider')
+
+    def __call__(self, tensor):
+        tensor = tensor.astype(self.input_dtype, copy=False)
+        if not self._use_binding:
+            return self.session.run(None, {self.input_name: tensor})
+        binding = self.session.io_binding()
+        x = self._ort.OrtValue.ortvalue_from_numpy(tensor, 'cuda', 0)
+        binding.bind_ortvalue_input(self.input_name, x)
+        for out in self.session.get_outputs():
+            binding.bind_output(out.name, 'cuda', 0)
+        self.session.run_with_iobinding(binding)
+        return binding.copy_outputs_to_cpu()
+
+
+class _TorchBackend:
+
+    def __init__(self, path, device, fp16):
+        try:
+            import torch
+        except ImportError as exc:
+            raise ModelLoadError('the torch backend needs PyTorch (pip install torch)') from exc
+        from .export import load_torch_weights
+        weights = os.path.splitext(path)[0] + '.pt'
+        if not os.path.isfile(weights):
+            raise ModelLoadError('torch backend: weights %s not found (export writes them beside the ONNX file)'
+                                 % weights)
+        try:
+            model, training = load_torch_weights(weights)
+        except Exception as exc:
+            raise ModelLoadError('cannot load torch weights %s: %s' % (weights, exc)) from exc
+        self.torch = torch
+        self.device = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
+        self.fp16 = bool(fp16) and self.device.type == 'cuda'
+        self.model = model.to(self.device)
+        if self.fp16:
+            self.model = self.model.half()
+        self.stride = model.stride
+        self.metadata = {'format': FORMAT_TAG, 'stride': str(model.stride), 'config': json.dumps(model.config.to_dict()),
+                         'training': json.dumps(training)}
+        self.provider = 'torch:%s%s' % (self.device, ':fp16' if self.fp16 else '')
+        self.skipped = []
+
+    def __call__(self, tensor):
+        torch = self.torch
+        with torch.inference_mode():
+            x = torch.from_numpy(tensor).to(self.device, non_blocking=True)
+            if self.fp16:
+                x = x.half()
+            depth, confidence = self.model(x)
+            return depth.float().cpu().numpy(), confidence.float().cpu().numpy()
+
+
+class DepthInterpolator:
+    """Dense depth from semi-dense depth. See the module docstring.
+
+    model_path: ONNX file (default: the shipped model). providers: ONNX Runtime execution providers in
+    order of preference. backend: 'onnx' or 'torch'. device: torch device for the torch backend.
+    """
+
+    def __init__(self, model_path=None, providers=None, backend='onnx', device=None, warmup=True,
+                 threads=0, fp16=False):
+        path = model_path or default_model_path()
+        if not os.path.isfile(path):
+            raise ModelLoadError('model file not found: %s' % path)
+        self.model_path = path
+        if backend == 'onnx':
+            self._backend = _OnnxBackend(path, providers, threads, fp16)
+        elif backend == 'torch':
+            self._backend = _TorchBackend(path, device, fp16)
+        else:
+            raise ValueError("backend must be 'onnx' or 'torch', got %r" % backend)
+        self.backend = backend
+        if self._backend.skipped:
+            LOG.info('execution providers not available here, skipped: %s', ', '.join(self._backend.skipped))
+        LOG.info('depth interpolation model %s running on %s', path, self.active_provider)
+        if warmup:
+            self.warmup()
+
+    @property
+    def active_provider(self):
+        return self._backend.provider
+
+    @property
+    def skipped_providers(self):
+        return list(self._backend.skipped)
+
+    @property
+    def stride(self):
+        return self._backend.stride
+
+    @property
+    def metadata(self):
+        return dict(self._backend.metadata)
+
+    def warmup(self, height=240, width=320):
+        """Run once so that the first real frame does not pay for allocation and kernel selection."""
+        rng = np.random.default_rng(0)
+        depth = rng.uniform(1.0, 2.0, (height, width)).astype(np.float32)
+        self.run(depth, rng.random((height, width)) < 0.1, np.zeros((height, width), np.uint8))
+
+    def run(self, depth, mask, intensity):
+        t0 = time.perf_counter()
+        prepared = prepare(depth, mask, intensity, self.stride)
+        t1 = time.perf_counter()
+        dense, confidence = self._backend(prepared.tensor)
+        t2 = time.perf_counter()
+        dense, confidence = finish(prepared, dense, confidence)
+        t3 = time.perf_counter()
+        return InterpolationResult(dense, confidence, {'normalize': (t1 - t0) + (t3 - t2), 'infer': t2 - t1})
+
+    def interpolate(self, depth, mask, intensity):
+        """float32 depth (H, W) in any units, bool mask, uint8 intensity -> float32 dense depth, same units."""
+        return self.run(depth, mask, intensity).depth

@@ -1,0 +1,154 @@
+"""The interpolation network (torch; used for training, export and the torch inference backend).
+
+After Makarov et al., "Depth Map Interpolation using Perceptual Loss" (ISMAR 2017): residual blocks
+of two 3x3 convolutions with ELU, projection blocks (1x1 convolution on the identity path) where the
+width changes, dilations that grow with depth, ONE x2 downsampling stage, dropout before the last
+convolution, and a final pixel shuffle (depth-to-space) back to full size. ELU everywhere but the
+last convolution.
+
+One addition, measured in docs/model.md: a parameter-free pyramid of normalized convolutions
+(``PyramidPrefill``) fills every hole from the nearest support at some scale, and the network predicts
+a correction to that fill. Holes of semi-dense SLAM depth are often wider than any affordable
+receptive field; with the pre-fill the network only has to fix edges and shapes.
+
+Input: (N, 3, H, W) as described in ``preprocess`` (H, W multiples of ``stride``).
+Output: (depth, confidence), each (N, 1, H, W): normalized depth and a confidence in [0, 1].
+"""
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+@dataclass
+class NetConfig:
+    stem_width: int = 8                  # full-resolution features
+    width: int = 16                      # features after the single x2 downsampling
+    dilations: tuple = (1, 2, 4, 8, 1)   # one residual block per entry, growing receptive field
+    prefill_levels: int = 5              # pyramid depth of the pre-fill (stride = 2 ** levels)
+    prefill_tau: float = 0.05            # weight of the coarser level where a level has little support
+    dropout: float = 0.5                 # before the last convolution, training only
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def stride(self):
+        return max(2, 2 ** self.prefill_levels)
+
+    def to_dict(self):
+        d = asdict(self)
+        d['dilations'] = list(self.dilations)
+        return d
+
+    @classmethod
+    def from_dict(cls, d):
+        d = dict(d)
+        d['dilations'] = tuple(d.get('dilations', cls.dilations))
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+PRESETS = {
+    # real time on a 2-core CPU (see docs/model.md for the timing that chose it)
+    'default': NetConfig(),
+    # the paper-sized variant
+    'paper': NetConfig(stem_width=32, width=64, dilations=(1, 2, 4, 8, 16, 1)),
+    # for tests: exported in a second
+    'tiny': NetConfig(stem_width=4, width=8, dilations=(1, 2), prefill_levels=3),
+}
+
+
+def conv3x3(cin, cout, dilation=1, stride=1):
+    return nn.Conv2d(cin, cout, 3, stride=stride, padding=dilation, dilation=dilation)
+
+
+class ResidualBlock(nn.Module):
+    """Two 3x3 convolutions with ELU and an identity skip; a projection block (1x1 convolution on
+    the identity path) where the width or the resolution changes."""
+
+    def __init__(self, cin, cout, dilation=1, stride=1):
+        super().__init__()
+        self.conv1 = conv3x3(cin, cout, dilation, stride)
+        self.conv2 = conv3x3(cout, cout, dilation)
+        projects = cin != cout or stride != 1
+        self.project = nn.Conv2d(cin, cout, 1, stride=stride) if projects else nn.Identity()
+
+    def forward(self, x):
+        y = F.elu(self.conv1(x))
+        y = self.conv2(y)
+        return F.elu(y + self.project(x))
+
+
+class PyramidPrefill(nn.Module):
+    """Fill unknown pixels by normalized convolution over a 2x pyramid, coarse to fine.
+
+    Level k holds, per 2^k block, the sum of known values and the fraction of known pixels. Going
+    from coarse to fine, each level is blended with the upsampled coarser fill, weighted by how much
+    support it has: fill_k = (sum_k + tau * up(fill_k+1)) / (support_k + tau). The coarsest level
+    falls back to the mean of all known values. No parameters; exports to ONNX as AvgPool + Resize.
+    """
+
+    def __init__(self, levels, tau):
+        super().__init__()
+        self.levels = levels
+        self.tau = tau
+
+    def forward(self, depth, mask):
+        sums, supports = [depth * mask], [mask]
+        for _ in range(self.levels):
+            sums.append(F.avg_pool2d(sums[-1], 2))
+            supports.append(F.avg_pool2d(supports[-1], 2))
+        total = sums[-1].sum(dim=(2, 3), keepdim=True)
+        count = supports[-1].sum(dim=(2, 3), keepdim=True)
+        fill = (total / count.clamp_min(1e-6)).expand_as(sums[-1])
+        for level in range(self.levels, -1, -1):
+            if level < self.levels:
+                fill = F.interpolate(fill, scale_factor=2.0, mode='bilinear', align_corners=False)
+            fill = (sums[level] + self.tau * fill) / (supports[level] + self.tau)
+        return fill
+
+
+class DepthInterpNet(nn.Module):
+
+    def __init__(self, config=None):
+        super().__init__()
+        self.config = config = config or NetConfig()
+        self.prefill = PyramidPrefill(config.prefill_levels, config.prefill_tau)
+        # full resolution: known depth, mask, intensity and the pre-fill
+        self.stem = nn.Sequential(conv3x3(4, config.stem_width), nn.ELU())
+        # the single x2 downsampling stage: a projection block
+        self.down = ResidualBlock(config.stem_width, config.width, stride=2)
+        self.blocks = nn.Sequential(*[ResidualBlock(config.width, config.width, d) for d in config.dilations])
+        self.dropout = nn.Dropout(config.dropout)
+        # depth correction and confidence logit for each of the 2x2 sub-pixels
+        self.head = conv3x3(config.width, 2 * 4)
+        self.shuffle = nn.PixelShuffle(2)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+    @property
+    def stride(self):
+        return self.config.stride
+
+    def forward(self, x):
+        depth, mask, intensity = x[:, 0:1], x[:, 1:2], x[:, 2:3]
+        fill = self.prefill(depth, mask)
+        features = self.stem(torch.cat([depth, mask, intensity, fill], dim=1))
+        features = self.down(features)
+        features = self.blocks(features)
+        out = self.shuffle(self.head(self.dropout(features)))
+        dense = fill + out[:, 0:1]
+        confidence = torch.sigmoid(out[:, 1:2] + 2.0)
+        return dense, confidence
+
+
+def build_model(config=None):
+    if isinstance(config, str):
+        config = PRESETS[config]
+    elif isinstance(config, dict):
+        config = NetConfig.from_dict(config)
+    return DepthInterpNet(config)
+
+
+def count_parameters(model):
+    return sum(p.numel() for p in model.parameters())
