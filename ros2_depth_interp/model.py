@@ -27,7 +27,7 @@ class NetConfig:
     width: int = 16                      # features after the single x2 downsampling
     dilations: tuple = (1, 2, 4, 8, 1)   # one residual block per entry, growing receptive field
     prefill_levels: int = 5              # pyramid depth of the pre-fill (stride = 2 ** levels)
-    prefill_tau: float = 0.05            # weight of the coarser level where a level has little support
+    prefill_tau: float = 0.01            # weight of the coarser level where a level has little support
     dropout: float = 0.5                 # before the last convolution, training only
     extra: dict = field(default_factory=dict)
 

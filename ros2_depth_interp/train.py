@@ -1,0 +1,350 @@
+"""``depth_interp train``: train the interpolation network.
+
+Defaults follow the paper: Adam, lr 1e-4 for 40k iterations then 1e-5 for 30k (``--steps``,
+``--lr-drop-at`` scale the schedule for short runs). Data: procedurally generated scenes and, when
+given, Middlebury 2006 scenes (the 2005 scenes are kept for evaluation). Checkpoints every
+``--ckpt-every`` steps and at the end (``last.pt``, resumable with ``--resume``); metrics go to
+``metrics.jsonl``; validation pictures to ``val_<step>.png``.
+
+Multi-GPU: ``torchrun --nproc_per_node N -m ros2_depth_interp.train ...`` (PyTorch DDP).
+On a CPU it runs as it is (slowly; see docs/model.md for what a CPU run reaches).
+"""
+import argparse
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+from .losses import CombinedLoss, VGGWeightsMissing
+from .model import PRESETS, NetConfig, build_model, count_parameters
+from .preprocess import InputError, prepare
+
+# Middlebury scenes never trained on: the 2005 ones (evaluation) and two 2006 ones (validation).
+EVAL_SCENES = ('Art', 'Books', 'Dolls', 'Laundry', 'Moebius', 'Reindeer', 'Aloe')
+VAL_SCENES = ('Baby3', 'Cloth4')
+
+
+def parse_size(text):
+    h, _, w = text.lower().partition('x')
+    return int(h), int(w or h)
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog='depth_interp train', description=__doc__.splitlines()[0])
+    p.add_argument('--out', default='runs/train', help='run folder (checkpoints, metrics, pictures)')
+    p.add_argument('--preset', default='default', choices=sorted(PRESETS))
+    p.add_argument('--width', type=int, help='override the preset width')
+    p.add_argument('--stem-width', type=int)
+    p.add_argument('--dilations', help='comma list, e.g. 1,2,4,8,1')
+    p.add_argument('--dropout', type=float)
+    p.add_argument('--steps', type=int, default=70000)
+    p.add_argument('--lr', type=float, default=1e-4)
+    p.add_argument('--lr-drop-at', type=int, default=40000, help='step where lr becomes --lr-after')
+    p.add_argument('--lr-after', type=float, default=1e-5)
+    p.add_argument('--batch', type=int, default=8, help='per process')
+    p.add_argument('--crop', type=parse_size, default=(192, 256), help='HxW training crop')
+    p.add_argument('--sources', default='synthetic,middlebury', help='comma list: synthetic, middlebury')
+    p.add_argument('--middlebury', help='Middlebury root (default: <shared data>/middlebury)')
+    p.add_argument('--synthetic-fraction', type=float, default=0.5, help='share of synthetic samples')
+    p.add_argument('--mask-modes', default='gradient,uniform,lsd')
+    p.add_argument('--densities', default='0.05,0.2', help='min,max mask density')
+    p.add_argument('--w-l1', type=float, default=1.0)
+    p.add_argument('--w-grad', type=float, default=0.5)
+    p.add_argument('--w-perceptual', type=float, default=0.0)
+    p.add_argument('--w-tv', type=float, default=0.0)
+    p.add_argument('--w-confidence', type=float, default=0.1)
+    p.add_argument('--perceptual-layer', default='relu2_2')
+    p.add_argument('--vgg-weights', help='path to torchvision vgg16-397923af.pth')
+    p.add_argument('--perceptual-fallback', choices=['random'],
+                   help='use a fixed random-weight VGG-16 when ImageNet weights are absent (not the paper\'s loss)')
+    p.add_argument('--workers', type=int, default=2)
+    p.add_argument('--device', default='auto')
+    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--time-limit', type=float, default=0.0, help='minutes; stop cleanly after this long')
+    p.add_argument('--ckpt-every', type=int, default=500)
+    p.add_argument('--val-every', type=int, default=500)
+    p.add_argument('--val-samples', type=int, default=8)
+    p.add_argument('--resume', help='checkpoint to continue from')
+    p.add_argument('--init', help='checkpoint whose weights start this run (fine-tuning)')
+    p.add_argument('--threads', type=int, default=0, help='torch CPU threads (0 = default)')
+    return p
+
+
+def make_config(args):
+    cfg = PRESETS[args.preset].to_dict()
+    if args.width:
+        cfg['width'] = args.width
+    if args.stem_width:
+        cfg['stem_width'] = args.stem_width
+    if args.dilations:
+        cfg['dilations'] = [int(x) for x in args.dilations.split(',')]
+    if args.dropout is not None:
+        cfg['dropout'] = args.dropout
+    return NetConfig.from_dict(cfg)
+
+
+def make_sampler(args, scenes_exclude, seed_offset=0, only_scenes=None):
+    from . import datasets
+    from .resources import shared_data_dir
+    sources, weights = [], []
+    names = [s.strip() for s in args.sources.split(',') if s.strip()]
+    h, w = args.crop
+    if 'synthetic' in names:
+        sources.append(datasets.SyntheticSource(h + h // 4, w + w // 4))
+        weights.append(args.synthetic_fraction)
+    if 'middlebury' in names:
+        root = args.middlebury or os.path.join(shared_data_dir(), 'middlebury')
+        dirs = []
+        for size, factor in (('ThirdSize', 3), ('HalfSize', 2)):
+            for d in datasets.list_middlebury(root, size):
+                name = os.path.basename(d.rstrip('/'))
+                keep = name in only_scenes if only_scenes else name not in scenes_exclude
+                if keep:
+                    dirs.append((d, factor))
+        if dirs:
+            sources.append(datasets.MiddleburySource(dirs))
+            weights.append(1.0 - args.synthetic_fraction if 'synthetic' in names else 1.0)
+        else:
+            print('train: no Middlebury scenes under %s; training on the other sources' % root, file=sys.stderr)
+    if not sources:
+        raise SystemExit('train: no training data (sources=%s)' % args.sources)
+    lo, hi = (float(x) for x in args.densities.split(','))
+    modes = tuple(m.strip() for m in args.mask_modes.split(','))
+    sampler = datasets.TrainingSampler(sources, crop=args.crop, mask_modes=modes, densities=(lo, hi),
+                                       seed=args.seed + seed_offset, augment=True, weights=weights)
+    return sampler
+
+
+def to_training_example(sample, stride):
+    """Sampler output -> (input tensor, normalized gt, valid) using the same normalization as inference."""
+    prepared = prepare(sample['sparse'], sample['mask'], sample['intensity'], stride)
+    h, w = sample['gt'].shape
+    gt = np.zeros(prepared.tensor.shape[2:], np.float32)
+    gt[:h, :w] = sample['gt'] / prepared.scale
+    valid = gt > 0
+    return prepared.tensor[0], gt[None], valid[None]
+
+
+class SampleStream(torch.utils.data.IterableDataset):
+    """Endless stream of training examples; every worker (and every DDP rank) has its own seed."""
+
+    def __init__(self, sampler, stride, seed):
+        super().__init__()
+        self.sampler, self.stride, self.seed = sampler, stride, seed
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        rng = np.random.default_rng([self.seed, info.id if info else 0])
+        while True:
+            try:
+                yield to_training_example(self.sampler.sample(rng), self.stride)
+            except InputError:  # a crop with no known pixel: draw again
+                continue
+
+
+def lr_at(step, args):
+    return args.lr if step < args.lr_drop_at else args.lr_after
+
+
+def validation_set(args, stride):
+    """A fixed list of examples from scenes never trained on (synthetic seeds apart, Middlebury VAL_SCENES)."""
+    rng = np.random.default_rng(12345)
+    val_args = argparse.Namespace(**vars(args))
+    val_args.seed = args.seed + 10_000
+    try:
+        sampler = make_sampler(val_args, (), seed_offset=10_000, only_scenes=VAL_SCENES)
+    except SystemExit:
+        return []
+    examples = []
+    while len(examples) < args.val_samples:
+        try:
+            examples.append(to_training_example(sampler.sample(rng), stride))
+        except InputError:
+            continue
+    return examples
+
+
+@torch.no_grad()
+def validate(model, examples, device, criterion):
+    model.eval()
+    rmse, mae, losses, shown = [], [], [], None
+    for x, gt, valid in examples:
+        xb = torch.from_numpy(x)[None].to(device)
+        gtb = torch.from_numpy(gt)[None].to(device)
+        vb = torch.from_numpy(valid)[None].to(device)
+        pred, conf = model(xb)
+        loss, _ = criterion(pred, conf, gtb, vb)
+        err = (pred - gtb)[vb]
+        rmse.append(float(err.pow(2).mean().sqrt()))
+        mae.append(float(err.abs().mean()))
+        losses.append(float(loss))
+        if shown is None:
+            shown = (x, pred[0, 0].cpu().numpy(), gt[0], conf[0, 0].cpu().numpy())
+    model.train()
+    return {'val_rmse': float(np.mean(rmse)), 'val_mae': float(np.mean(mae)), 'val_loss': float(np.mean(losses))}, shown
+
+
+def save_picture(path, shown):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    x, pred, gt, conf = shown
+    valid = gt > 0
+    vmin, vmax = np.percentile(gt[valid], [1, 99]) if valid.any() else (0, 2)
+    sparse = np.where(x[1] > 0, x[0], np.nan)
+    panels = [('intensity', x[2], 'gray', None), ('input (semi-dense)', sparse, 'viridis', (vmin, vmax)),
+              ('output', pred, 'viridis', (vmin, vmax)), ('ground truth', np.where(valid, gt, np.nan), 'viridis', (vmin, vmax)),
+              ('confidence', conf, 'magma', (0, 1))]
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3))
+    for ax, (title, img, cmap, lim) in zip(axes, panels):
+        ax.imshow(img, cmap=cmap, vmin=lim[0] if lim else None, vmax=lim[1] if lim else None)
+        ax.set_title(title)
+        ax.axis('off')
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def save_checkpoint(path, model, optimizer, step, args, config, criterion, elapsed):
+    raw = model.module if hasattr(model, 'module') else model
+    training = {
+        'steps': step, 'batch': args.batch, 'crop': list(args.crop), 'sources': args.sources,
+        'mask_modes': args.mask_modes, 'densities': args.densities, 'loss': criterion.describe(),
+        'lr': [args.lr, args.lr_drop_at, args.lr_after], 'seed': args.seed, 'seconds': round(elapsed, 1),
+        'device': str(next(raw.parameters()).device),
+        'device_name': torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'cpu',
+    }
+    tmp = path + '.tmp'
+    torch.save({'config': config.to_dict(), 'model': raw.state_dict(), 'optimizer': optimizer.state_dict(),
+                'step': step, 'args': vars(args), 'training': training}, tmp)
+    os.replace(tmp, path)
+
+
+def setup_distributed(args):
+    """(rank, world_size, device). torchrun sets WORLD_SIZE/RANK/LOCAL_RANK."""
+    world = int(os.environ.get('WORLD_SIZE', '1'))
+    if args.device == 'auto':
+        device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    else:
+        device = torch.device(args.device)
+    if world > 1:
+        import torch.distributed as dist
+        local = int(os.environ.get('LOCAL_RANK', '0'))
+        if device.type == 'cuda':
+            device = torch.device('cuda', local)
+            torch.cuda.set_device(device)
+        dist.init_process_group('nccl' if device.type == 'cuda' else 'gloo')
+        return dist.get_rank(), world, device
+    return 0, 1, device
+
+
+def train(args):
+    rank, world, device = setup_distributed(args)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed + rank)
+    config = make_config(args)
+    model = build_model(config).to(device)
+    try:
+        criterion = CombinedLoss(args.w_l1, args.w_grad, args.w_perceptual, args.w_tv, args.w_confidence,
+                                 args.perceptual_layer, args.vgg_weights, args.perceptual_fallback).to(device)
+    except VGGWeightsMissing as exc:
+        print('train: %s' % exc, file=sys.stderr)
+        return 2
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    step = 0
+    if args.init:
+        blob = torch.load(args.init, map_location=device, weights_only=False)
+        model.load_state_dict(blob['model'])
+    if args.resume:
+        blob = torch.load(args.resume, map_location=device, weights_only=False)
+        model.load_state_dict(blob['model'])
+        optimizer.load_state_dict(blob['optimizer'])
+        step = int(blob['step'])
+    if world > 1:
+        model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == 'cuda' else None)
+    model.train()
+    os.makedirs(args.out, exist_ok=True)
+    sampler = make_sampler(args, EVAL_SCENES + VAL_SCENES)
+    stream = SampleStream(sampler, config.stride, args.seed * 1000 + rank)
+    loader = torch.utils.data.DataLoader(stream, batch_size=args.batch, num_workers=args.workers,
+                                         pin_memory=device.type == 'cuda',
+                                         persistent_workers=args.workers > 0)
+    val = validation_set(args, config.stride) if rank == 0 else []
+    if rank == 0:
+        print('train: %d parameters, config %s, stride %d' % (count_parameters(model), config.to_dict(), config.stride))
+        print('train: loss = %s' % criterion.describe())
+        print('train: device %s, world size %d, batch %d x %s' % (device, world, args.batch, args.crop))
+    log = open(os.path.join(args.out, 'metrics.jsonl'), 'a') if rank == 0 else None
+    progress = None
+    if rank == 0:
+        from tqdm import tqdm
+        progress = tqdm(total=args.steps, initial=step, unit='it', dynamic_ncols=True, mininterval=2.0)
+    start = time.time()
+    window_start, window_samples = time.time(), 0
+    data = iter(loader)
+    while step < args.steps:
+        for group in optimizer.param_groups:
+            group['lr'] = lr_at(step, args)
+        x, gt, valid = (t.to(device, non_blocking=True) for t in next(data))
+        pred, conf = model(x)
+        loss, terms = criterion(pred, conf, gt, valid)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        step += 1
+        window_samples += x.shape[0] * world
+        out_of_time = bool(args.time_limit) and (time.time() - start) > args.time_limit * 60
+        if world > 1:  # every rank must stop at the same step
+            import torch.distributed as dist
+            flag = torch.tensor([float(out_of_time)], device=device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            out_of_time = bool(flag.item())
+        if rank != 0:
+            if out_of_time:
+                break
+            continue
+        if step % 20 == 0 or step == args.steps:
+            rate = window_samples / max(time.time() - window_start, 1e-9)
+            window_start, window_samples = time.time(), 0
+            progress.set_postfix(loss='%.4f' % float(loss), samples_s='%.1f' % rate, refresh=False)
+            log.write(json.dumps(dict(step=step, loss=float(loss), lr=lr_at(step, args), samples_per_s=rate,
+                                      **terms)) + '\n')
+        progress.update(1)
+        if val and (step % args.val_every == 0 or step == args.steps or out_of_time):
+            metrics, shown = validate(model.module if world > 1 else model, val, device, criterion)
+            log.write(json.dumps(dict(step=step, **metrics)) + '\n')
+            log.flush()
+            progress.write('step %d: %s' % (step, ', '.join('%s %.4f' % kv for kv in metrics.items())))
+            save_picture(os.path.join(args.out, 'val_%06d.png' % step), shown)
+        if step % args.ckpt_every == 0 or step == args.steps or out_of_time:
+            save_checkpoint(os.path.join(args.out, 'last.pt'), model, optimizer, step, args, config, criterion,
+                            time.time() - start)
+        if out_of_time:
+            progress.write('train: time limit of %g min reached at step %d' % (args.time_limit, step))
+            break
+    if rank == 0:
+        save_checkpoint(os.path.join(args.out, 'last.pt'), model, optimizer, step, args, config, criterion,
+                        time.time() - start)
+        progress.close()
+        log.close()
+        print('train: done, %d steps in %.0f s, checkpoint %s' % (step, time.time() - start,
+                                                                   os.path.join(args.out, 'last.pt')))
+    if world > 1:
+        import torch.distributed as dist
+        dist.destroy_process_group()
+    return 0
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    return train(args)
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""Export parity (torch vs ONNX Runtime), metadata, and the DepthInterpolator API on real sessions."""
+import json
+import os
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from ros2_depth_interp.export import FORMAT_TAG, check_parity, export_onnx, main as export_main, save_torch_weights
+from ros2_depth_interp.inference import DepthInterpolator, InputError, ModelLoadError
+from ros2_depth_interp.model import build_model
+
+
+def _frame(h=70, w=90, seed=0, scale=1.0):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    depth = (2.0 + 0.01 * xx + 0.02 * yy).astype(np.float32) * scale
+    mask = rng.random((h, w)) < 0.12
+    intensity = (xx * 2 % 256).astype(np.uint8)
+    return depth, mask, intensity
+
+
+def test_export_writes_metadata_and_matches_torch(tmp_path):
+    torch.manual_seed(0)
+    model = build_model('tiny')
+    torch.nn.init.normal_(model.head.weight, std=0.05)   # a non-trivial head
+    path = str(tmp_path / 'm.onnx')
+    report = export_onnx(model, path, training={'steps': 3}, sample=_frame())
+    assert report['max_abs_error_random'] < 1e-4 and report['max_abs_error_real'] < 1e-4
+    proto = onnx.load(path)
+    meta = {p.key: p.value for p in proto.metadata_props}
+    assert meta['format'] == FORMAT_TAG
+    assert int(meta['stride']) == model.stride
+    assert json.loads(meta['training'])['steps'] == 3
+    assert proto.opset_import[0].version >= 17
+    dims = proto.graph.input[0].type.tensor_type.shape.dim
+    assert dims[2].dim_param and dims[3].dim_param    # dynamic height and width
+
+
+def test_export_command_from_checkpoint(tmp_path):
+    model = build_model('tiny')
+    ckpt = tmp_path / 'last.pt'
+    torch.save({'config': model.config.to_dict(), 'model': model.state_dict(), 'training': {'steps': 1}}, ckpt)
+    out = tmp_path / 'exported.onnx'
+    assert export_main([str(ckpt), '--out', str(out)]) == 0
+    assert out.exists() and (tmp_path / 'exported.pt').exists()
+    assert DepthInterpolator(str(out)).interpolate(*_frame()).shape == (70, 90)
+
+
+def test_interpolator_keeps_units_and_measured_pixels(tiny_model_path):
+    interp = DepthInterpolator(tiny_model_path, providers=['CUDAExecutionProvider', 'CPUExecutionProvider'])
+    assert interp.active_provider == 'CPUExecutionProvider'
+    for scale in (1.0, 1000.0, 0.01):        # metres, millimetres, arbitrary monocular scale
+        depth, mask, intensity = _frame(scale=scale)
+        result = interp.run(depth, mask, intensity)
+        assert result.depth.dtype == np.float32 and result.depth.shape == depth.shape
+        assert np.isfinite(result.depth).all()
+        rel = np.abs(result.depth[mask] - depth[mask]) / depth[mask]
+        assert np.median(rel) < 0.02
+        assert 0.5 * depth.min() < result.depth.min() and result.depth.max() < 2 * depth.max()
+        assert ((result.confidence >= 0) & (result.confidence <= 1)).all()
+        assert set(result.timings) >= {'normalize', 'infer'}
+
+
+def test_values_outside_the_mask_are_ignored(tiny_model_path):
+    interp = DepthInterpolator(tiny_model_path)
+    depth, mask, intensity = _frame()
+    garbage = depth.copy()
+    garbage[~mask] = np.where(np.arange((~mask).sum()) % 2, np.nan, 1e6)
+    np.testing.assert_array_equal(interp.interpolate(depth, mask, intensity),
+                                  interp.interpolate(garbage, mask, intensity))
+
+
+def test_torch_backend_matches_onnx(tiny_model_path):
+    depth, mask, intensity = _frame(h=101, w=77)
+    a = DepthInterpolator(tiny_model_path).run(depth, mask, intensity)
+    b = DepthInterpolator(tiny_model_path, backend='torch', device='cpu').run(depth, mask, intensity)
+    np.testing.assert_allclose(a.depth, b.depth, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(a.confidence, b.confidence, atol=1e-4)
+
+
+def test_bad_model_files_raise_model_load_error(tmp_path):
+    with pytest.raises(ModelLoadError, match='not found'):
+        DepthInterpolator(str(tmp_path / 'missing.onnx'))
+    corrupt = tmp_path / 'corrupt.onnx'
+    corrupt.write_bytes(b'this is not a protobuf' * 10)
+    with pytest.raises(ModelLoadError, match='cannot load'):
+        DepthInterpolator(str(corrupt))
+    # a valid ONNX file that is not ours
+    foreign = tmp_path / 'foreign.onnx'
+    torch.onnx.export(torch.nn.Conv2d(3, 2, 1), (torch.zeros(1, 3, 8, 8),), str(foreign), dynamo=False)
+    with pytest.raises(ModelLoadError, match='not a ros2_depth_interp model'):
+        DepthInterpolator(str(foreign))
+
+
+def test_bad_inputs_raise_input_error(tiny_model_path):
+    interp = DepthInterpolator(tiny_model_path, warmup=False)
+    depth, mask, intensity = _frame()
+    with pytest.raises(InputError):
+        interp.interpolate(depth, np.zeros_like(mask), intensity)
+    with pytest.raises(InputError):
+        interp.interpolate(depth[:, :-1], mask, intensity)

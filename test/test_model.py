@@ -1,0 +1,85 @@
+"""The network: shapes, stride handling, the pre-fill, and the paper's building blocks."""
+import numpy as np
+import pytest
+import torch
+
+from ros2_depth_interp.model import PRESETS, DepthInterpNet, NetConfig, PyramidPrefill, ResidualBlock, build_model
+from ros2_depth_interp.preprocess import InputError, finish, padded_size, prepare
+
+
+@pytest.mark.parametrize('preset', ['tiny', 'default'])
+def test_output_shapes_match_padded_input(preset):
+    model = build_model(preset).eval()
+    x = torch.rand(2, 3, 2 * model.stride, 3 * model.stride)
+    with torch.no_grad():
+        depth, conf = model(x)
+    assert depth.shape == (2, 1, 2 * model.stride, 3 * model.stride)
+    assert conf.shape == depth.shape
+    assert float(conf.min()) >= 0 and float(conf.max()) <= 1
+
+
+@pytest.mark.parametrize('h,w', [(37, 51), (64, 64), (101, 3 * 32 + 1), (480, 640)])
+def test_prepare_pads_to_stride_and_finish_crops_back(h, w):
+    rng = np.random.default_rng(1)
+    depth = rng.uniform(2, 4, (h, w)).astype(np.float32)
+    mask = rng.random((h, w)) < 0.1
+    intensity = rng.integers(0, 255, (h, w), dtype=np.uint8)
+    prepared = prepare(depth, mask, intensity, 32)
+    hp, wp = padded_size(h, w, 32)
+    assert prepared.tensor.shape == (1, 3, hp, wp) and hp % 32 == 0 and wp % 32 == 0
+    assert prepared.scale == pytest.approx(np.median(depth[mask]))
+    assert not prepared.tensor[0, 1, h:, :].any() and not prepared.tensor[0, 1, :, w:].any()
+    out, conf = finish(prepared, prepared.tensor[:, :1], np.ones((1, 1, hp, wp), np.float32))
+    assert out.shape == (h, w) and conf.shape == (h, w)
+    np.testing.assert_allclose(out[mask], depth[mask], rtol=1e-5)
+
+
+def test_prepare_rejects_bad_inputs():
+    d = np.ones((10, 10), np.float32)
+    with pytest.raises(InputError, match='no known pixel'):
+        prepare(d, np.zeros((10, 10), bool), np.zeros((10, 10), np.uint8), 8)
+    with pytest.raises(InputError, match='same height and width'):
+        prepare(d, np.ones((10, 11), bool), np.zeros((10, 10), np.uint8), 8)
+    with pytest.raises(InputError, match='uint8'):
+        prepare(d, np.ones((10, 10), bool), np.zeros((10, 10), np.float32), 8)
+    nan = np.full((10, 10), np.nan, np.float32)
+    with pytest.raises(InputError):
+        prepare(nan, np.ones((10, 10), bool), np.zeros((10, 10), np.uint8), 8)
+
+
+def test_prefill_keeps_known_values_and_fills_holes_from_neighbours():
+    prefill = PyramidPrefill(levels=4, tau=0.01)
+    depth = torch.zeros(1, 1, 64, 64)
+    mask = torch.zeros(1, 1, 64, 64)
+    depth[..., :, :32] = 2.0   # left half known at 2 on a sparse grid, right half at 4
+    depth[..., :, 32:] = 4.0
+    mask[..., ::8, ::8] = 1.0
+    fill = prefill(depth * mask, mask)
+    known = mask.bool()
+    assert torch.allclose(fill[known], depth[known], rtol=0.06)
+    assert float(fill[..., 10, 2]) == pytest.approx(2.0, abs=0.2)
+    assert float(fill[..., 10, 61]) == pytest.approx(4.0, abs=0.2)
+    assert torch.isfinite(fill).all() and float(fill.min()) > 0
+
+
+def test_network_is_built_from_the_papers_blocks():
+    model = DepthInterpNet(NetConfig(stem_width=8, width=16, dilations=(1, 2, 4)))
+    blocks = [m for m in model.modules() if isinstance(m, ResidualBlock)]
+    # one projection block (the single x2 downsampling) + one block per dilation
+    assert len(blocks) == 4
+    assert isinstance(model.down.project, torch.nn.Conv2d) and model.down.project.kernel_size == (1, 1)
+    assert [b.conv1.dilation[0] for b in model.blocks] == [1, 2, 4]
+    strided = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.stride != (1, 1)]
+    assert all(m.stride == (2, 2) for m in strided) and len(strided) == 2   # conv + its projection
+    assert isinstance(model.shuffle, torch.nn.PixelShuffle)
+    assert PRESETS['paper'].width > PRESETS['default'].width
+
+
+def test_untrained_network_returns_the_prefill():
+    # the head starts at zero: an untrained network is exactly the classical pre-fill
+    model = build_model('default').eval()
+    x = torch.zeros(1, 3, 64, 64)
+    x[0, 0, ::4, ::4] = 1.5
+    x[0, 1, ::4, ::4] = 1.0
+    depth, _ = model(x)
+    assert torch.allclose(depth, model.prefill(x[:, :1], x[:, 1:2]))
