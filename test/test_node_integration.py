@@ -1,0 +1,296 @@
+"""The node in its own process over real DDS: values, headers, sizes, cloud geometry, diagnostics.
+
+Two node processes serve the whole module (started once, module-scoped):
+
+- ``masked``: mask in use, every topic remapped to a non-default name, cloud_stride 2, RELIABLE
+  outputs (the test subscribes RELIABLE, which would not match a best-effort publisher), intrinsics
+  from camera_info.
+- ``robot``: started with the shipped config/robot.yaml (LSD-SLAM: inverse depth, no mask) in
+  namespace /robot, intrinsics from the fx/fy parameters (no camera_info is ever published).
+
+The network is a tiny untrained one exported with the project's export code; it starts from a
+pre-fill of the known values, so a plane comes back as the same plane within a few percent.
+"""
+import math
+import os
+import signal
+
+import numpy as np
+import pytest
+from rcl_interfaces.msg import Parameter as ParameterMsg, ParameterType, ParameterValue
+from rcl_interfaces.srv import SetParameters
+from sensor_msgs.msg import PointField
+
+from ros2_depth_interp.ros_msgs import cloud_msg_to_array
+
+from node_helpers import (REPO, Bench, NodeProcess, counter, decode, k_matrix, plane_frame,
+                          tiny_model, wait_until)
+
+H, W = 48, 64
+FX, FY, CX, CY = 50.0, 55.0, 31.5, 23.5
+MASKED_TOPICS = {
+    'depth': '/slam/semi_dense', 'image': '/cam/image_raw', 'mask': '/slam/mask',
+    'camera_info': '/cam/camera_info', 'dense_depth': '/out/depth',
+    'dense_confidence': '/itest/dense_confidence', 'points': '/itest/points',
+}
+ROBOT_TOPICS = {
+    'depth': '/robot/semi_dense_depth', 'image': '/robot/image', 'mask': None,
+    'camera_info': '/robot/camera_info', 'dense_depth': '/robot/dense_depth',
+    'dense_confidence': '/robot/dense_confidence', 'points': '/robot/points',
+}
+
+
+@pytest.fixture(scope='module')
+def model(tmp_path_factory):
+    return tiny_model(tmp_path_factory.mktemp('model'))
+
+
+@pytest.fixture(scope='module')
+def masked(model):
+    node = NodeProcess([
+        '-r', '__ns:=/itest',
+        '-r', 'semi_dense_depth:=' + MASKED_TOPICS['depth'],
+        '-r', 'image:=' + MASKED_TOPICS['image'],
+        '-r', 'mask:=' + MASKED_TOPICS['mask'],
+        '-r', 'camera_info:=' + MASKED_TOPICS['camera_info'],
+        '-r', 'dense_depth:=' + MASKED_TOPICS['dense_depth'],
+        '-p', 'model_path:=' + model,
+        '-p', 'providers:=[CPUExecutionProvider]',
+        '-p', 'intra_op_threads:=1',
+        '-p', 'cloud_stride:=2',
+        '-p', 'reliable_outputs:=true',
+        '-p', 'diagnostics_period:=0.2',
+    ])
+    bench = Bench('itest_masked_bench', MASKED_TOPICS, reliable_outputs=True)
+    try:
+        bench.wait_for_matching('itest/depth_interp', process=node)
+        bench.publish_camera_info(k_matrix(FX, FY, CX, CY), W, H, frame_id='cam_optical')
+        yield node, bench
+    finally:
+        bench.close()
+        node.stop()
+
+
+@pytest.fixture(scope='module')
+def robot(model):
+    node = NodeProcess([
+        '--params-file', os.path.join(REPO, 'config', 'robot.yaml'),
+        '-r', '__ns:=/robot',
+        '-p', 'model_path:=' + model,
+        '-p', 'providers:=[CPUExecutionProvider]',
+        '-p', 'intra_op_threads:=1',
+        '-p', 'min_confidence:=0.0',
+        '-p', 'fx:=' + str(FX), '-p', 'fy:=' + str(FY),
+        '-p', 'diagnostics_period:=0.2',
+    ])
+    bench = Bench('itest_robot_bench', ROBOT_TOPICS, reliable_outputs=True)
+    try:
+        bench.wait_for_matching('robot/depth_interp', process=node)
+        yield node, bench
+    finally:
+        bench.close()
+        node.stop()
+
+
+def check_image(msg, stamp, frame_id, encoding='32FC1'):
+    assert (msg.header.stamp.sec, msg.header.stamp.nanosec) == stamp
+    assert msg.header.frame_id == frame_id
+    assert (msg.height, msg.width, msg.encoding) == (H, W, encoding)
+    assert msg.step == W * 4
+    array = decode(msg)
+    assert array.shape == (H, W) and array.dtype == np.float32
+    assert np.isfinite(array).all()
+    return array
+
+
+def check_cloud_geometry(msg, dense, stride, fx, fy, cx, cy, stamp, frame_id, intensity=None):
+    assert (msg.header.stamp.sec, msg.header.stamp.nanosec) == stamp
+    assert msg.header.frame_id == frame_id
+    rows, cols = math.ceil(H / stride), math.ceil(W / stride)
+    assert (msg.height, msg.width) == (rows, cols)
+    assert [(f.name, f.offset, f.datatype, f.count) for f in msg.fields] == [
+        ('x', 0, PointField.FLOAT32, 1), ('y', 4, PointField.FLOAT32, 1),
+        ('z', 8, PointField.FLOAT32, 1), ('intensity', 12, PointField.FLOAT32, 1)]
+    assert msg.point_step == 16 and msg.row_step == 16 * cols and msg.is_dense is False
+    assert len(msg.data) == 16 * rows * cols
+    cloud = cloud_msg_to_array(msg)
+    z = cloud[:, :, 2]
+    np.testing.assert_allclose(z, dense[::stride, ::stride], rtol=1e-6)
+    np.testing.assert_allclose(z, 2.0, rtol=0.05)      # the plane is at 2 units
+    for r, c in [(0, 0), (rows - 1, cols - 1), (rows // 2, 3), (2, cols - 2)]:
+        u, v = c * stride, r * stride
+        np.testing.assert_allclose(cloud[r, c, 0], (u - cx) / fx * z[r, c], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(cloud[r, c, 1], (v - cy) / fy * z[r, c], rtol=1e-5, atol=1e-6)
+    if intensity is not None:
+        np.testing.assert_array_equal(cloud[:, :, 3], intensity[::stride, ::stride].astype(np.float32))
+    return cloud
+
+
+# --- the masked node ---------------------------------------------------------------------------------
+
+def test_dense_depth_confidence_and_cloud_from_a_plane(masked):
+    node, bench = masked
+    sparse, mask, intensity = plane_frame(H, W, depth_m=2.0, density=0.1, seed=2)
+    stamp = bench.publish_set((sparse, '32FC1'), (intensity, 'mono8'), (mask, 'mono8'), frame_id='cam_optical')
+    out = bench.wait_outputs(stamp, process=node)
+
+    dense = check_image(out['dense_depth'], stamp, 'cam_optical')
+    known = mask > 0
+    np.testing.assert_allclose(dense[known], 2.0, rtol=0.03)    # measured pixels come back
+    np.testing.assert_allclose(dense, 2.0, rtol=0.05)
+    confidence = check_image(out['dense_confidence'], stamp, 'cam_optical')
+    assert confidence.min() >= 0.0 and confidence.max() <= 1.0
+    check_cloud_geometry(out['points'], dense, 2, FX, FY, CX, CY, stamp, 'cam_optical', intensity)
+
+
+def test_16uc1_millimetres_and_a_colour_image(masked):
+    node, bench = masked
+    sparse, mask, intensity = plane_frame(H, W, depth_m=2.0, density=0.2, seed=3)
+    millimetres = np.where(mask > 0, 2000, 0).astype(np.uint16)
+    rgb = np.dstack([intensity] * 3)
+    stamp = bench.publish_set((millimetres, '16UC1'), (rgb, 'rgb8'), (mask, 'mono8'), frame_id='cam_optical')
+    out = bench.wait_outputs(stamp, process=node)
+    dense = check_image(out['dense_depth'], stamp, 'cam_optical')
+    np.testing.assert_allclose(dense, 2.0, rtol=0.05)      # metres out
+    check_cloud_geometry(out['points'], dense, 2, FX, FY, CX, CY, stamp, 'cam_optical', intensity)
+
+
+def test_measured_pixels_of_a_slanted_surface(masked):
+    node, bench = masked
+    rng = np.random.default_rng(4)
+    truth = np.linspace(1.0, 4.0, W, dtype=np.float32)[None, :].repeat(H, axis=0)
+    mask = ((rng.random((H, W)) < 0.15) * 255).astype(np.uint8)
+    sparse = np.where(mask > 0, truth, 0).astype(np.float32)
+    intensity = rng.integers(0, 256, (H, W), dtype=np.uint8)
+    stamp = bench.publish_set((sparse, '32FC1'), (intensity, 'mono8'), (mask, 'mono8'), frame_id='cam_optical')
+    dense = check_image(bench.wait_outputs(stamp, process=node)['dense_depth'], stamp, 'cam_optical')
+    known = mask > 0
+    np.testing.assert_allclose(dense[known], truth[known], rtol=0.05)
+
+
+def test_inputs_are_on_the_remapped_names_only(masked):
+    node, bench = masked
+    graph = bench.node
+    for role in ('depth', 'image', 'mask', 'camera_info'):
+        assert graph.count_subscribers(MASKED_TOPICS[role]) >= 1, role
+    for default in ('/itest/semi_dense_depth', '/itest/image', '/itest/mask', '/itest/camera_info'):
+        assert graph.count_subscribers(default) == 0, default
+    assert graph.count_publishers('/out/depth') == 1
+    assert graph.count_publishers('/itest/dense_depth') == 0
+
+
+def set_parameters(bench, node_fqn, process, **values):
+    """Call <node>/set_parameters from the test process; returns the list of results."""
+    client = bench.node.create_client(SetParameters, node_fqn + '/set_parameters')
+    try:
+        wait_until(lambda: client.service_is_ready(), what='the set_parameters service', process=process)
+        request = SetParameters.Request()
+        for name, value in values.items():
+            pv = ParameterValue()
+            if isinstance(value, bool):
+                pv.type, pv.bool_value = ParameterType.PARAMETER_BOOL, value
+            elif isinstance(value, int):
+                pv.type, pv.integer_value = ParameterType.PARAMETER_INTEGER, value
+            else:
+                pv.type, pv.double_value = ParameterType.PARAMETER_DOUBLE, float(value)
+            request.parameters.append(ParameterMsg(name=name, value=pv))
+        future = client.call_async(request)
+        wait_until(future.done, what='set_parameters response', process=process)
+        return future.result().results
+    finally:
+        bench.node.destroy_client(client)
+
+
+def test_runtime_parameter_changes_are_validated_and_applied(masked):
+    node, bench = masked
+    fqn = '/itest/depth_interp'
+    sparse, mask, intensity = plane_frame(H, W, depth_m=2.0, density=0.1, seed=5)
+
+    rejected = set_parameters(bench, fqn, node, cloud_stride=0)
+    assert not rejected[0].successful
+    rejected = set_parameters(bench, fqn, node, use_mask=False)
+    assert not rejected[0].successful and 'start-up' in rejected[0].reason
+    accepted = set_parameters(bench, fqn, node, min_depth=3.0)     # max_depth 0 = no upper limit
+    assert accepted[0].successful
+    rejected = set_parameters(bench, fqn, node, max_depth=2.5)     # not above min_depth 3.0
+    assert not rejected[0].successful and 'max_depth' in rejected[0].reason
+
+    # min_depth 3 filters out the whole plane at 2: cloud all NaN, dense depth unaffected
+    stamp = bench.publish_set((sparse, '32FC1'), (intensity, 'mono8'), (mask, 'mono8'), frame_id='cam_optical')
+    out = bench.wait_outputs(stamp, process=node)
+    assert np.isnan(cloud_msg_to_array(out['points'])[:, :, :3]).all()
+    np.testing.assert_allclose(decode(out['dense_depth']), 2.0, rtol=0.05)
+
+    accepted = set_parameters(bench, fqn, node, cloud_stride=4, min_depth=0.0)
+    assert all(r.successful for r in accepted), [r.reason for r in accepted]
+    stamp = bench.publish_set((sparse, '32FC1'), (intensity, 'mono8'), (mask, 'mono8'), frame_id='cam_optical')
+    out = bench.wait_outputs(stamp, process=node)
+    dense = decode(out['dense_depth'])
+    check_cloud_geometry(out['points'], dense, 4, FX, FY, CX, CY, stamp, 'cam_optical', intensity)
+
+    assert set_parameters(bench, fqn, node, cloud_stride=2)[0].successful
+
+
+def test_diagnostics_report_rates_latency_drops_and_provider(masked, model):
+    node, bench = masked
+    sparse, mask, intensity = plane_frame(H, W, depth_m=2.0, density=0.1, seed=6)
+    for _ in range(3):
+        stamp = bench.publish_set((sparse, '32FC1'), (intensity, 'mono8'), (mask, 'mono8'))
+        bench.wait_outputs(stamp, process=node)
+    values = bench.wait_counter('itest/depth_interp', lambda v: counter(v, 'count_output') >= 3,
+                                'diagnostics counting 3 outputs', process=node)
+    assert values['execution_provider'] == 'CPUExecutionProvider'
+    assert values['model_path'] == model
+    assert values['use_mask'] == 'true'
+    assert values['intrinsics'] == 'camera_info'
+    for name in ('semi_dense_depth', 'image', 'mask', 'input_set', 'output'):
+        assert float(values['rate_%s_hz' % name]) >= 0.0
+    for stage in ('convert', 'normalize', 'infer', 'cloud', 'publish', 'total'):
+        for stat in ('mean', 'p50', 'p90', 'max'):
+            number = float(values['latency_%s_ms_%s' % (stage, stat)])
+            assert math.isfinite(number) and number >= 0.0, (stage, stat, number)
+    assert float(values['latency_infer_ms_p50']) <= float(values['latency_infer_ms_max'])
+    density = float(values['input_density'])
+    assert 0.05 < density < 0.2
+    assert counter(values, 'count_input_set') >= counter(values, 'count_output') >= 3
+    assert 'dropped_total' in values
+    status = bench.latest_status('itest/depth_interp')
+    assert status.hardware_id == 'CPUExecutionProvider'
+
+
+# --- the robot.yaml node ----------------------------------------------------------------------------
+
+def test_robot_config_no_mask_subscription_and_reliable_outputs(robot):
+    node, bench = robot
+    assert bench.node.count_subscribers('/robot/mask') == 0
+    assert bench.node.count_subscribers('/robot/semi_dense_depth') == 1
+    values = bench.latest_values('robot/depth_interp')
+    assert values['use_mask'] == 'false' and values['input_inverse_depth'] == 'true'
+    assert 'rate_mask_hz' not in values
+    assert values['intrinsics'] == 'parameters'
+
+
+def test_inverse_depth_without_mask_gives_depth_and_a_cloud_from_fx_fy(robot):
+    node, bench = robot
+    sparse, _, intensity = plane_frame(H, W, depth_m=2.0, density=0.1, seed=7)
+    inverse = np.where(sparse > 0, np.float32(0.5), np.float32(0))     # 1/depth
+    bgr = np.dstack([intensity] * 3)
+    stamp = bench.publish_set((inverse, '32FC1'), (bgr, 'bgr8'), frame_id='slam_cam')
+    out = bench.wait_outputs(stamp, process=node)
+    dense = check_image(out['dense_depth'], stamp, 'slam_cam')
+    np.testing.assert_allclose(dense[sparse > 0], 2.0, rtol=0.03)     # depth, not inverse depth
+    confidence = check_image(out['dense_confidence'], stamp, 'slam_cam')
+    assert 0.0 <= confidence.min() and confidence.max() <= 1.0
+    # principal point defaults to the image centre when only fx, fy are given
+    check_cloud_geometry(out['points'], dense, 1, FX, FY, (W - 1) / 2.0, (H - 1) / 2.0, stamp,
+                         'slam_cam', intensity)
+
+
+# --- shutdown ----------------------------------------------------------------------------------------
+
+def test_clean_shutdown_on_sigint_and_sigterm(masked, robot):
+    assert masked[0].poll() is None and robot[0].poll() is None
+    assert masked[0].stop(signal.SIGINT) == 0, masked[0].output()[-3000:]
+    assert robot[0].stop(signal.SIGTERM) == 0, robot[0].output()[-3000:]
+    for node in (masked[0], robot[0]):
+        assert 'Traceback' not in node.output()
