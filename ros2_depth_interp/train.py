@@ -46,6 +46,8 @@ def build_parser():
     p.add_argument('--lr', type=float, default=1e-4)
     p.add_argument('--lr-drop-at', type=int, default=40000, help='step where lr becomes --lr-after')
     p.add_argument('--lr-after', type=float, default=1e-5)
+    p.add_argument('--lr-drop-fraction', type=float, default=0.0,
+                   help='with --time-limit: also drop the lr once this fraction of the time has passed')
     p.add_argument('--batch', type=int, default=8, help='per process')
     p.add_argument('--crop', type=parse_size, default=(192, 256), help='HxW training crop')
     p.add_argument('--sources', default='synthetic,middlebury', help='comma list: synthetic, middlebury')
@@ -69,6 +71,8 @@ def build_parser():
     p.add_argument('--ckpt-every', type=int, default=500)
     p.add_argument('--val-every', type=int, default=500)
     p.add_argument('--val-samples', type=int, default=8)
+    p.add_argument('--pictures', choices=['all', 'latest'], default='all',
+                   help="'latest' overwrites val_latest.png instead of one picture per validation")
     p.add_argument('--resume', help='checkpoint to continue from')
     p.add_argument('--init', help='checkpoint whose weights start this run (fine-tuning)')
     p.add_argument('--threads', type=int, default=0, help='torch CPU threads (0 = default)')
@@ -99,17 +103,19 @@ def make_sampler(args, scenes_exclude, seed_offset=0, only_scenes=None):
         weights.append(args.synthetic_fraction)
     if 'middlebury' in names:
         root = args.middlebury or os.path.join(shared_data_dir(), 'middlebury')
-        dirs = []
+        found = 0
+        share = 1.0 - args.synthetic_fraction if 'synthetic' in names else 1.0
         for size, factor in (('ThirdSize', 3), ('HalfSize', 2)):
+            dirs = []
             for d in datasets.list_middlebury(root, size):
-                name = os.path.basename(d.rstrip('/'))
-                keep = name in only_scenes if only_scenes else name not in scenes_exclude
-                if keep:
-                    dirs.append((d, factor))
-        if dirs:
-            sources.append(datasets.MiddleburySource(dirs))
-            weights.append(1.0 - args.synthetic_fraction if 'synthetic' in names else 1.0)
-        else:
+                name = os.path.basename(os.fspath(d).rstrip('/'))
+                if (name in only_scenes) if only_scenes else (name not in scenes_exclude):
+                    dirs.append(d)
+            if dirs:
+                sources.append(datasets.MiddleburySource(dirs, factor))
+                weights.append(share * (0.75 if factor == 3 else 0.25))
+                found += len(dirs)
+        if not found:
             print('train: no Middlebury scenes under %s; training on the other sources' % root, file=sys.stderr)
     if not sources:
         raise SystemExit('train: no training data (sources=%s)' % args.sources)
@@ -147,8 +153,9 @@ class SampleStream(torch.utils.data.IterableDataset):
                 continue
 
 
-def lr_at(step, args):
-    return args.lr if step < args.lr_drop_at else args.lr_after
+def lr_at(step, args, elapsed=0.0):
+    late = args.time_limit and args.lr_drop_fraction and elapsed > args.lr_drop_fraction * args.time_limit * 60
+    return args.lr if step < args.lr_drop_at and not late else args.lr_after
 
 
 def validation_set(args, stride):
@@ -289,8 +296,9 @@ def train(args):
     window_start, window_samples = time.time(), 0
     data = iter(loader)
     while step < args.steps:
+        lr = lr_at(step, args, time.time() - start)
         for group in optimizer.param_groups:
-            group['lr'] = lr_at(step, args)
+            group['lr'] = lr
         x, gt, valid = (t.to(device, non_blocking=True) for t in next(data))
         pred, conf = model(x)
         loss, terms = criterion(pred, conf, gt, valid)
@@ -312,8 +320,8 @@ def train(args):
         if step % 20 == 0 or step == args.steps:
             rate = window_samples / max(time.time() - window_start, 1e-9)
             window_start, window_samples = time.time(), 0
-            progress.set_postfix(loss='%.4f' % float(loss), samples_s='%.1f' % rate, refresh=False)
-            log.write(json.dumps(dict(step=step, loss=float(loss), lr=lr_at(step, args), samples_per_s=rate,
+            progress.set_postfix(loss='%.4f' % float(loss.detach()), samples_s='%.1f' % rate, refresh=False)
+            log.write(json.dumps(dict(step=step, loss=float(loss.detach()), lr=lr, samples_per_s=rate,
                                       **terms)) + '\n')
         progress.update(1)
         if val and (step % args.val_every == 0 or step == args.steps or out_of_time):
@@ -321,7 +329,8 @@ def train(args):
             log.write(json.dumps(dict(step=step, **metrics)) + '\n')
             log.flush()
             progress.write('step %d: %s' % (step, ', '.join('%s %.4f' % kv for kv in metrics.items())))
-            save_picture(os.path.join(args.out, 'val_%06d.png' % step), shown)
+            name = 'val_latest.png' if args.pictures == 'latest' else 'val_%06d.png' % step
+            save_picture(os.path.join(args.out, name), shown)
         if step % args.ckpt_every == 0 or step == args.steps or out_of_time:
             save_checkpoint(os.path.join(args.out, 'last.pt'), model, optimizer, step, args, config, criterion,
                             time.time() - start)
