@@ -8,6 +8,7 @@ out=${1:?out dir}; mb=${2:?middlebury root}; minutes=${3:-6}
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 mkdir -p "$out/runs"
 nvidia-smi -L || true
+df -h /dev/shm; mount -o remount,size=16G /dev/shm 2>/dev/null; df -h /dev/shm | tail -1
 python3 -c "import torch, onnx, onnxruntime, cv2, scipy; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'ort', onnxruntime.__version__)"
 vgg=$(ls ~/.cache/torch/hub/checkpoints/vgg16-*.pth 2>/dev/null | head -1)
 if [ -n "$vgg" ]; then perc="--vgg-weights $vgg"; echo "ImageNet VGG-16 weights: $vgg"
