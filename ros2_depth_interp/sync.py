@@ -12,8 +12,19 @@ simpler heuristic). The policy, in short:
 * each message is used in at most one set; messages older than an emitted set on their input are
   discarded, and a set spanning more than ``slop`` is never formed (its oldest head is dropped).
 
+Exact-stamp shortcut (our addition): when no search is in progress and every queue head carries
+exactly the same stamp, that set has span 0, and no set can do better, so it is emitted at once.
+This is the common case for SLAM outputs (depth, image and mask published with the keyframe's
+stamp) and for the replay tool. The message_filters search reaches the same set at the same
+moment in almost every case, but it first walks the candidate search, and when the input that
+would be the pivot has overflowed its queue it drops the set ('no_match_after_overflow') for fear
+that a better match was lost; with span 0 nothing better can exist, so the shortcut keeps it.
+Every other case (stamps that differ by any amount) follows the message_filters policy unchanged.
+
 Optional per-input lower bounds on the inter-message period let it emit a set as soon as it is
-provably optimal instead of waiting for the next message (see ``inter_message_lower_bounds``).
+provably optimal instead of waiting for the next message (see ``inter_message_lower_bounds``):
+with jittered stamps and no bounds, a set can only be proved best once a later message arrives on
+another input, which costs up to one frame period of latency.
 
 Every message passed to ``add`` ends up in exactly one of three places: an emitted set, the
 ``dropped`` counter (by reason, see ``DROP_REASONS``) or still ``pending``; the node exports these
@@ -46,6 +57,10 @@ class ApproximateTimeSynchronizer:
     ``add(index, stamp_ns, item)`` returns the list of sets completed by this message (usually
     empty or one), each a tuple of items in input order. Thread-safe.
     """
+
+    # Emit span-0 sets without the candidate search (see the module docstring). A class attribute
+    # so that tests can compare against the plain message_filters policy.
+    exact_stamp_shortcut = True
 
     def __init__(self, num_inputs: int, queue_size: int = 10, slop: float = 0.05,
                  age_penalty: float = 0.0,
@@ -172,6 +187,17 @@ class ApproximateTimeSynchronizer:
                 self.dropped['stale'] += len(past)
                 past.clear()
 
+    def _publish_exact_heads(self):
+        """Emit the queue heads, which all carry the same stamp (span 0, optimal by definition).
+
+        Only called with no search in progress, so nothing was moved aside (``_past`` is empty).
+        The overflow flags are cleared: every message an input dropped was older than the one just
+        used, so it could not have formed a later set anyway.
+        """
+        self._candidate = tuple(queue[0] for queue in self._queues)
+        self._has_dropped = [False] * self.num_inputs
+        self._publish_candidate()
+
     def _publish_candidate(self):
         self._output.append(tuple(item for _, item in self._candidate))
         self._candidate = None
@@ -216,6 +242,9 @@ class ApproximateTimeSynchronizer:
         n = self.num_inputs
         while self._num_non_empty == n:
             times = self._head_times()
+            if self._pivot is None and self.exact_stamp_shortcut and min(times) == max(times):
+                self._publish_exact_heads()
+                continue
             end_index, end_time = self._boundary(times, end=True)
             start_index, start_time = self._boundary(times, end=False)
             for i in range(n):

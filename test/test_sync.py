@@ -263,3 +263,88 @@ def test_lossless_jittered_stream_pairs_every_frame_with_itself(num_inputs):
     # the last frame's set waits for proof that nothing better will arrive
     assert sets == [tuple((frame, i) for i in range(num_inputs)) for frame in range(49)]
     assert sum(sync.dropped.values()) == 0 and sync.pending == num_inputs
+
+
+# --- exact-stamp shortcut ----------------------------------------------------------------------
+
+class MessageFiltersPolicy(ApproximateTimeSynchronizer):
+    """The plain message_filters search, without the span-0 shortcut (reference for comparison)."""
+    exact_stamp_shortcut = False
+
+
+def _arrival_orders(num_inputs, frames):
+    """Every interleaving of ``frames`` frames' messages that keeps each input's own order (DDS
+    delivers one topic in order, but topics overtake each other)."""
+    import itertools
+    slots = [index for index in range(num_inputs) for _ in range(frames)]
+    seen = set()
+    for order in itertools.permutations(slots):
+        if order in seen:
+            continue
+        seen.add(order)
+        next_frame = [0] * num_inputs
+        events = []
+        for index in order:
+            events.append((index, next_frame[index]))
+            next_frame[index] += 1
+        yield events
+
+
+@pytest.mark.parametrize('num_inputs', [2, 3])
+def test_exact_stamps_emit_when_the_last_member_arrives_in_any_order(num_inputs):
+    frames = 2 if num_inputs == 3 else 3
+    orders = 0
+    for events in _arrival_orders(num_inputs, frames):
+        orders += 1
+        sync = ApproximateTimeSynchronizer(num_inputs, slop=0.05)
+        arrived = [0] * frames
+        for index, frame in events:
+            out = sync.add(index, ms(100 * frame), (frame, index))
+            arrived[frame] += 1
+            expected = [tuple((frame, i) for i in range(num_inputs))] if arrived[frame] == num_inputs else []
+            assert out == expected, (events, index, frame)
+        assert sync.pending == 0 and sum(sync.dropped.values()) == 0
+    assert orders > 10
+
+
+def test_exact_set_survives_an_overflow_on_the_pivot_input():
+    # B overflows (b0 dropped); then a100 completes (a100, b100) with span 0. message_filters
+    # drops a100 because the would-be pivot B lost a message; nothing can beat span 0, so the
+    # shortcut emits the set at once.
+    events = [(1, 0, 'b0'), (1, 100, 'b100'), (1, 200, 'b200'), (0, 100, 'a100')]
+    plain = MessageFiltersPolicy(2, queue_size=2, slop=0.05)
+    assert feed(plain, events)[-1] == []
+    assert plain.dropped == {'queue_overflow': 1, 'no_match_after_overflow': 1}
+    sync = ApproximateTimeSynchronizer(2, queue_size=2, slop=0.05)
+    assert feed(sync, events)[-1] == [('a100', 'b100')]
+    assert sync.dropped == {'queue_overflow': 1}
+    assert sync.add(0, ms(200), 'a200') == [('a200', 'b200')]
+    assert sync.pending == 0
+
+
+@pytest.mark.parametrize('seed', range(6))
+def test_shortcut_changes_nothing_else_without_overflow(seed):
+    """Mixed streams (some frames with identical stamps, some jittered, some lost) and queues that
+    never overflow: the output, event by event, is that of the message_filters search."""
+    rng = random.Random(seed)
+    num_inputs = 2 + seed % 2
+    kwargs = dict(queue_size=1000, slop=0.02,
+                  inter_message_lower_bounds=[0.02] * num_inputs if seed >= 4 else None)
+    events = []
+    for frame in range(150):
+        exact = rng.random() < 0.5
+        for index in range(num_inputs):
+            if rng.random() < 0.08:
+                continue
+            stamp = frame * 33_000_000 + (0 if exact else rng.randint(-6_000_000, 6_000_000))
+            events.append((stamp + rng.randint(0, 30_000_000), index, stamp))
+    events.sort()
+    sync = ApproximateTimeSynchronizer(num_inputs, **kwargs)
+    plain = MessageFiltersPolicy(num_inputs, **kwargs)
+    emitted = 0
+    for n, (_, index, stamp) in enumerate(events):
+        got = sync.add(index, stamp, (index, n))
+        assert got == plain.add(index, stamp, (index, n)), n
+        emitted += len(got)
+    assert emitted > 60
+    assert sync.dropped == plain.dropped and sync.pending == plain.pending
