@@ -39,7 +39,7 @@ from .pipeline import (BAD_ENCODING, EMPTY_DEPTH, FrameError, FrameProcessor, Pi
 from .resources import default_model_path
 from .ros_msgs import MessageCache
 from .stats import NodeStats
-from .sync import ApproximateTimeSynchronizer, LatestSetMailbox
+from .sync import DROP_REASONS, ApproximateTimeSynchronizer, LatestSetMailbox
 
 EXIT_CONFIG_ERROR = 2
 DEPTH, IMAGE, MASK = 0, 1, 2
@@ -146,6 +146,7 @@ class DepthInterpNode(Node):
             n_inputs, queue_size=self.values['sync_queue_size'], slop=self.values['sync_slop'])
         self._sync_lock = threading.Lock()
         self._mailbox = LatestSetMailbox()
+        self._sync_reported = {}
         self.stats.set_external_drops('sync_', self._sync.dropped)
         self.stats.set_external_drops('', self._mailbox.dropped)
         self._camera_info = None  # (k tuple, width, height) of the last valid CameraInfo
@@ -327,8 +328,8 @@ class DepthInterpNode(Node):
                 mask_encoding=mask_msg.encoding if mask_msg is not None else 'mono8')
         except FrameError as exc:
             self.stats.drop(exc.reason_key)
-            self._warn(exc.reason_key, 'dropped frame (stamp %s): %s'
-                       % (_stamp_text(depth_msg.header), exc.message))
+            self._warn(exc.reason_key, 'dropped frame (stamp %s) [%s]: %s'
+                       % (_stamp_text(depth_msg.header), exc.reason_key, exc.message))
             return
 
         t_publish = time.perf_counter()
@@ -398,7 +399,30 @@ class DepthInterpNode(Node):
                 return 'camera_info'
         return 'parameters' if self.values['fx'] > 0 else 'none'
 
+    def _report_sync_drops(self):
+        """One throttled line when the synchronizer dropped messages since the last line.
+
+        Such drops mean the inputs do not pair up (stamps further apart than sync_slop, one input
+        much faster than another, a stream that stalls); the counters are in /diagnostics too.
+        """
+        with self._sync_lock:
+            current = dict(self._sync.dropped)
+        new = {k: n - self._sync_reported.get(k, 0) for k, n in current.items()
+               if n > self._sync_reported.get(k, 0)}
+        if not new:
+            return
+        should, _ = self._throttle.check('sync')
+        if not should:
+            return  # keep the old baseline: the next line covers everything since the last one
+        self._sync_reported = current
+        self.get_logger().warning(
+            'input sync [sync]: %d message(s) dropped since the last report: %s (sync_slop=%g s, '
+            'sync_queue_size=%d)' % (sum(new.values()), '; '.join(
+                '%s x%d (%s)' % (k, n, DROP_REASONS.get(k, '')) for k, n in sorted(new.items())),
+                self.values['sync_slop'], self.values['sync_queue_size']))
+
     def _publish_diagnostics(self):
+        self._report_sync_drops()
         msg = DiagnosticArray()
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.status = [self.diagnostics_status()]

@@ -169,7 +169,7 @@ class Bench:
             self.diagnostics.extend(msg.status)
 
     # --- matching ---------------------------------------------------------------------------------
-    def wait_for_matching(self, node_name_fragment, process=None, outputs=ROLES_OUT):
+    def wait_for_matching(self, node_name, process=None, outputs=ROLES_OUT):
         """Both directions matched: our publishers see the node's subscriptions and our
         subscriptions see its publishers (including /diagnostics from this very node)."""
         for role, pub in self.publishers.items():
@@ -179,8 +179,8 @@ class Bench:
             sub = self.subscriptions[role]
             wait_until(lambda sub=sub: sub.get_publisher_count() >= 1,
                        what='a publisher on %s' % self.topics[role], process=process)
-        wait_until(lambda: self.latest_status(node_name_fragment) is not None,
-                   what='diagnostics from %s' % node_name_fragment, process=process)
+        wait_until(lambda: self.latest_status(node_name) is not None,
+                   what='diagnostics from %s' % node_name, process=process)
 
     # --- publishing ---------------------------------------------------------------------------------
     def next_stamp(self, step_s=0.1):
@@ -236,21 +236,24 @@ class Bench:
         with self._lock:
             return stamp in self.received[role]
 
-    def latest_status(self, node_name_fragment):
+    def latest_status(self, node_name):
+        """The newest DiagnosticStatus of the node ``node_name`` (fully qualified, e.g.
+        '/itest/depth_interp'); its status name is '<fqn without leading slash>: ...'."""
+        wanted = node_name.strip('/')
         with self._lock:
             for status in reversed(self.diagnostics):
-                if node_name_fragment in status.name:
+                if status.name.split(':')[0] == wanted:
                     return status
         return None
 
-    def latest_values(self, node_name_fragment):
-        status = self.latest_status(node_name_fragment)
+    def latest_values(self, node_name):
+        status = self.latest_status(node_name)
         return None if status is None else {kv.key: kv.value for kv in status.values}
 
-    def wait_counter(self, node_name_fragment, predicate, what, process=None, timeout=WAIT_S):
+    def wait_counter(self, node_name, predicate, what, process=None, timeout=WAIT_S):
         """Wait for a diagnostics message of the node whose values satisfy ``predicate``."""
         def check():
-            values = self.latest_values(node_name_fragment)
+            values = self.latest_values(node_name)
             return values if values is not None and predicate(values) else None
         return wait_until(check, timeout, what, process)
 

@@ -63,7 +63,7 @@ def masked(model):
     ])
     bench = Bench('itest_masked_bench', MASKED_TOPICS, reliable_outputs=True)
     try:
-        bench.wait_for_matching('itest/depth_interp', process=node)
+        bench.wait_for_matching('/itest/depth_interp', process=node)
         bench.publish_camera_info(k_matrix(FX, FY, CX, CY), W, H, frame_id='cam_optical')
         yield node, bench
     finally:
@@ -85,7 +85,7 @@ def robot(model):
     ])
     bench = Bench('itest_robot_bench', ROBOT_TOPICS, reliable_outputs=True)
     try:
-        bench.wait_for_matching('robot/depth_interp', process=node)
+        bench.wait_for_matching('/robot/depth_interp', process=node)
         yield node, bench
     finally:
         bench.close()
@@ -237,7 +237,7 @@ def test_diagnostics_report_rates_latency_drops_and_provider(masked, model):
     for _ in range(3):
         stamp = bench.publish_set((sparse, '32FC1'), (intensity, 'mono8'), (mask, 'mono8'))
         bench.wait_outputs(stamp, process=node)
-    values = bench.wait_counter('itest/depth_interp', lambda v: counter(v, 'count_output') >= 3,
+    values = bench.wait_counter('/itest/depth_interp', lambda v: counter(v, 'count_output') >= 3,
                                 'diagnostics counting 3 outputs', process=node)
     assert values['execution_provider'] == 'CPUExecutionProvider'
     assert values['model_path'] == model
@@ -254,7 +254,7 @@ def test_diagnostics_report_rates_latency_drops_and_provider(masked, model):
     assert 0.05 < density < 0.2
     assert counter(values, 'count_input_set') >= counter(values, 'count_output') >= 3
     assert 'dropped_total' in values
-    status = bench.latest_status('itest/depth_interp')
+    status = bench.latest_status('/itest/depth_interp')
     assert status.hardware_id == 'CPUExecutionProvider'
 
 
@@ -264,7 +264,7 @@ def test_robot_config_no_mask_subscription_and_reliable_outputs(robot):
     node, bench = robot
     assert bench.node.count_subscribers('/robot/mask') == 0
     assert bench.node.count_subscribers('/robot/semi_dense_depth') == 1
-    values = bench.latest_values('robot/depth_interp')
+    values = bench.latest_values('/robot/depth_interp')
     assert values['use_mask'] == 'false' and values['input_inverse_depth'] == 'true'
     assert 'rate_mask_hz' not in values
     assert values['intrinsics'] == 'parameters'
