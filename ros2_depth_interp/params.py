@@ -54,9 +54,10 @@ class ParamSpec:
 
 
 def _fmt_number(value):
-    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
-        return '%g' % value
-    return str(value)
+    """1000000 rather than 1e+06 for whole numbers, %g otherwise."""
+    if float(value).is_integer() and abs(value) < 1e15:
+        return '%d' % value
+    return '%g' % value
 
 
 PARAMS: Tuple[ParamSpec, ...] = (
@@ -271,3 +272,7 @@ def config_from_yaml_dict(data: Dict[str, Any]) -> Dict[str, Dict[str, Any]]:
 
 def names() -> Sequence[str]:
     return tuple(spec.name for spec in PARAMS)
+
+
+if __name__ == '__main__':  # python -m ros2_depth_interp.params > table.md (docs/node.md embeds it)
+    print(markdown_table(), end='')

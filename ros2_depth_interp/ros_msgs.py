@@ -4,12 +4,12 @@ rclpy's generated setter for ``uint8[] data`` walks a Python list element by ele
 handed an ``array.array('B')``; for a 640x480 float image that is the difference between
 microseconds and a second. Everything here therefore moves pixels as one buffer copy.
 
-``MessageCache`` keeps one message object per output and reuses its ``array.array`` when the size
-does not change, so a steady stream allocates nothing per frame. Reuse is safe because
+``MessageCache`` keeps one message object per output and, when the size does not change, copies
+the new pixels into the message's existing ``array.array`` (the generated setter would copy again),
+so a steady stream costs one memcpy per output and allocates nothing. Reuse is safe because
 ``Publisher.publish`` serializes the message before it returns.
 """
 import array
-import sys
 
 import numpy as np
 from sensor_msgs.msg import Image, PointCloud2, PointField
@@ -17,43 +17,47 @@ from sensor_msgs.msg import Image, PointCloud2, PointField
 from . import encodings
 from .geometry import POINT_FIELDS, POINT_STEP
 
-_LITTLE_ENDIAN_HOST = sys.byteorder == 'little'
 
+def _write_in_place(msg, payload):
+    """Copy ``payload`` (uint8 array) into ``msg.data`` when the sizes match; True if done.
 
-def _copy_into(target, buffer_bytes):
-    """Put ``buffer_bytes`` (bytes-like, C-contiguous) into ``target`` (array('B') or None).
-
-    Returns the array to assign: the reused one when its length matches (one memcpy, no
-    allocation), else a new one.
+    The generated setter of ``uint8[]`` fields copies whatever it is given; writing through the
+    getter's ``array.array`` instead updates the message with one memcpy and no allocation.
     """
-    view = memoryview(buffer_bytes).cast('B')
-    if target is not None and len(target) == view.nbytes:
-        np.frombuffer(target, dtype=np.uint8)[:] = np.frombuffer(view, dtype=np.uint8)
-        return target
-    out = array.array('B')
-    out.frombytes(view)
-    return out
+    current = msg.data
+    if not isinstance(current, array.array) or len(current) != payload.nbytes or payload.nbytes == 0:
+        return False
+    np.frombuffer(current, dtype=np.uint8)[:] = payload
+    return True
 
 
-def _array_bytes(array_like):
-    arr = np.ascontiguousarray(array_like)
-    return arr.reshape(-1).view(np.uint8)
+def _little_endian_bytes(arr, dtype):
+    """uint8 view of ``arr`` as contiguous little-endian ``dtype`` (copies only when needed)."""
+    return np.ascontiguousarray(arr, dtype=np.dtype(dtype).newbyteorder('<')).reshape(-1).view(np.uint8)
 
 
 def fill_image(msg, array_hw, encoding, header):
     """Set ``msg`` (sensor_msgs/Image) from a numpy image; returns ``msg``.
 
-    Geometry fields come from ``encodings.array_to_image_fields`` (one definition of step and
-    endianness for the whole project); the header object is assigned, not copied.
+    The first fill (or one with a new size or encoding) takes its fields from
+    ``encodings.array_to_image_fields`` (one definition of step and byte order for the whole
+    project); later fills of the same geometry only copy the pixels into the existing buffer.
+    The header object is assigned, not copied.
     """
-    fields = encodings.array_to_image_fields(array_hw, encoding)
+    arr = np.asarray(array_hw)
+    fmt = encodings.pixel_format(encoding)
+    same_geometry = (msg.encoding == encoding and (msg.height, msg.width) == arr.shape[:2]
+                     and arr.ndim in (2, 3) and (arr.shape[2] if arr.ndim == 3 else 1) == fmt.channels
+                     and arr.dtype.newbyteorder('=') == fmt.dtype and not msg.is_bigendian)
+    if not (same_geometry and _write_in_place(msg, _little_endian_bytes(arr, fmt.dtype))):
+        fields = encodings.array_to_image_fields(arr, encoding)
+        msg.height = int(fields['height'])
+        msg.width = int(fields['width'])
+        msg.encoding = fields['encoding']
+        msg.is_bigendian = int(bool(fields['is_bigendian']))
+        msg.step = int(fields['step'])
+        msg.data = fields['data']
     msg.header = header
-    msg.height = int(fields['height'])
-    msg.width = int(fields['width'])
-    msg.encoding = fields['encoding']
-    msg.is_bigendian = int(bool(fields['is_bigendian']))
-    msg.step = int(fields['step'])
-    msg.data = _copy_into(msg.data if len(msg.data) else None, fields['data'])
     return msg
 
 
@@ -74,23 +78,24 @@ def fill_cloud(msg, cloud, header):
     point by pixel; invalid points are NaN, hence ``is_dense = False``.
     """
     cloud = np.asarray(cloud)
-    if cloud.ndim != 3 or cloud.shape[2] * 4 != POINT_STEP or cloud.dtype != np.float32:
+    if cloud.ndim != 3 or cloud.shape[2] * 4 != POINT_STEP or cloud.dtype.newbyteorder('=') != np.float32:
         raise ValueError('cloud must be float32 (rows, cols, %d), got %s %s'
                          % (POINT_STEP // 4, cloud.dtype, cloud.shape))
     rows, cols = cloud.shape[:2]
+    payload = _little_endian_bytes(cloud, np.float32)
     msg.header = header
     msg.height = int(rows)
     msg.width = int(cols)
     if len(msg.fields) != len(POINT_FIELDS):
         msg.fields = cloud_fields()
-    if cloud.dtype.byteorder == '>' or (cloud.dtype.byteorder == '=' and not _LITTLE_ENDIAN_HOST):
-        msg.is_bigendian = True
-    else:
-        msg.is_bigendian = False
+    msg.is_bigendian = False
     msg.point_step = POINT_STEP
     msg.row_step = POINT_STEP * int(cols)
     msg.is_dense = False
-    msg.data = _copy_into(msg.data if len(msg.data) else None, _array_bytes(cloud))
+    if not _write_in_place(msg, payload):
+        data = array.array('B')
+        data.frombytes(payload)
+        msg.data = data
     return msg
 
 

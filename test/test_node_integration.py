@@ -126,6 +126,77 @@ def check_cloud_geometry(msg, dense, stride, fx, fy, cx, cy, stamp, frame_id, in
     return cloud
 
 
+# --- the node's building blocks: message packing and statistics -------------------------------------
+
+def test_image_and_cloud_messages_round_trip_and_reuse_buffers():
+    from std_msgs.msg import Header
+    from ros2_depth_interp.ros_msgs import MessageCache, make_cloud
+    header = Header(frame_id='cam')
+    header.stamp.sec, header.stamp.nanosec = 12, 345
+    cache = MessageCache()
+    depth = np.arange(H * W, dtype=np.float32).reshape(H, W) / 7.0
+    first = cache.image('depth', depth, '32FC1', header)
+    buffer = first.data
+    np.testing.assert_array_equal(decode(first), depth)
+    assert (first.step, first.is_bigendian, first.header.frame_id) == (W * 4, 0, 'cam')
+    second = cache.image('depth', depth * 2, '32FC1', header)
+    assert second is first and second.data is buffer                 # same size: no allocation
+    np.testing.assert_array_equal(decode(second), depth * 2)
+    smaller = cache.image('depth', depth[:10], '32FC1', header)
+    assert smaller.height == 10 and smaller.data is not buffer
+
+    cloud = np.random.default_rng(0).normal(size=(6, 8, 4)).astype(np.float32)
+    cloud[2, 3, :3] = np.nan
+    msg = make_cloud(cloud, header)
+    assert (msg.height, msg.width, msg.point_step, msg.row_step, msg.is_dense) == (6, 8, 16, 128, False)
+    np.testing.assert_array_equal(cloud_msg_to_array(msg), cloud)
+    reused = cache.cloud(cloud, header)
+    again = cache.cloud(cloud * 2, header)
+    assert again is reused
+    np.testing.assert_array_equal(cloud_msg_to_array(again), cloud * 2)
+    with pytest.raises(ValueError):
+        make_cloud(cloud.astype(np.float64), header)
+
+
+def test_stats_rates_latency_and_drop_keys():
+    from collections import Counter
+    from ros2_depth_interp.stats import LatencyWindow, NodeStats, RateMeter
+    now = [0.0]
+    meter = RateMeter(window_s=5.0, clock=lambda: now[0])
+    for i in range(11):
+        now[0] = i * 0.1
+        meter.tick()
+    assert meter.rate() == pytest.approx(10.0)
+    now[0] = 60.0
+    assert meter.rate() == 0.0                         # a stopped stream reads 0, not its last rate
+
+    window = LatencyWindow(size=10)
+    assert window.summary() is None
+    for ms in range(1, 21):                            # only the last 10 (11..20 ms) count
+        window.add(ms / 1000.0)
+    summary = window.summary()
+    assert summary['n'] == 10 and summary['max'] == pytest.approx(0.020)
+    assert summary['mean'] == pytest.approx(0.0155) and summary['p50'] == pytest.approx(0.0155)
+
+    stats = NodeStats(stages=('convert', 'infer'), clock=lambda: now[0])
+    empty = dict(stats.key_values(rate_names=['output']))
+    assert empty['rate_output_hz'] == '0.00' and empty['latency_infer_ms_p90'] == 'nan'
+    assert empty['dropped_total'] == '0'
+    external = Counter(no_match_within_slop=2)
+    stats.set_external_drops('sync_', external)
+    stats.drop('bad_encoding')
+    stats.add_timings({'convert': 0.001, 'infer': 0.004, 'publish': 0.002})
+    stats.add_density(0.1)
+    stats.tick('output')
+    external['queue_overflow'] += 1                    # counted by its owner after registration
+    values = dict(stats.key_values(extra=[('execution_provider', 'CPUExecutionProvider')]))
+    assert values['execution_provider'] == 'CPUExecutionProvider'
+    assert values['latency_infer_ms_mean'] == '4.000' and values['latency_publish_ms_max'] == '2.000'
+    assert values['dropped_bad_encoding'] == '1' and values['dropped_sync_no_match_within_slop'] == '2'
+    assert values['dropped_sync_queue_overflow'] == '1' and values['dropped_total'] == '4'
+    assert values['count_output'] == '1' and values['input_density'] == '0.1000'
+
+
 # --- the masked node ---------------------------------------------------------------------------------
 
 def test_dense_depth_confidence_and_cloud_from_a_plane(masked):

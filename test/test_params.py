@@ -113,3 +113,13 @@ def test_yaml_config_reader_handles_wildcards_and_nesting():
             'other_node': {'something': 1}}
     got = params.config_from_yaml_dict(data)
     assert got == {'/**/depth_interp': {'cloud_stride': 2}, 'front/depth_interp': {'max_depth': 60.0}}
+
+
+def test_docs_parameter_table_is_the_generated_one():
+    import os
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'docs', 'node.md')
+    with open(path) as f:
+        text = f.read()
+    start = text.index('\n', text.index('<!-- params:begin')) + 1
+    end = text.index('<!-- params:end -->')
+    assert text[start:end] == params.markdown_table(), 'regenerate with python -m ros2_depth_interp.params'
