@@ -42,6 +42,7 @@ from .stats import NodeStats
 from .sync import DROP_REASONS, ApproximateTimeSynchronizer, LatestSetMailbox
 
 EXIT_CONFIG_ERROR = 2
+TIME_JUMP_NS = 1_000_000_000   # stamps going back further than this reset the synchronizer
 DEPTH, IMAGE, MASK = 0, 1, 2
 INPUT_TOPICS = ('semi_dense_depth', 'image', 'mask')
 
@@ -147,6 +148,7 @@ class DepthInterpNode(Node):
         self._sync_lock = threading.Lock()
         self._mailbox = LatestSetMailbox()
         self._sync_reported = {}
+        self._last_stamps = [None] * n_inputs
         self.stats.set_external_drops('sync_', self._sync.dropped)
         self.stats.set_external_drops('', self._mailbox.dropped)
         self._camera_info = None  # (k tuple, width, height) of the last valid CameraInfo
@@ -258,8 +260,22 @@ class DepthInterpNode(Node):
     def _make_input_callback(self, index, topic):
         def callback(msg):
             self.stats.tick(topic)
+            stamp = _stamp_ns(msg.header)
             with self._sync_lock:
-                complete = self._sync.add(index, _stamp_ns(msg.header), msg)
+                last = self._last_stamps[index]
+                self._last_stamps[index] = stamp
+                jumped = last is not None and stamp < last - TIME_JUMP_NS
+                if jumped:
+                    # A bag played in a loop or a restarted sensor clock: without a reset every
+                    # later message would be "out of order" until the stamps caught up.
+                    self._sync.reset()
+                    self._last_stamps = [None] * len(self._last_stamps)
+                    self._last_stamps[index] = stamp
+                complete = self._sync.add(index, stamp, msg)
+            if jumped:
+                self.stats.count('time_jumps')
+                self._warn('time_jump', 'stamps on %s jumped back by %.3f s: synchronizer reset'
+                           % (self.resolve_topic_name(topic), (last - stamp) / 1e9))
             for message_set in complete:
                 self.stats.tick('input_set')
                 self._mailbox.put(message_set)

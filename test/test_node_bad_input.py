@@ -154,6 +154,20 @@ def test_stamps_far_apart_never_pair(running):
     bench.next_stamp(2.0)            # later frames are newer than the stray image
 
 
+def test_time_jump_back_resets_the_synchronizer(running):
+    node, bench = running
+    depth, image, mask = good_set()
+    stamp = bench.publish_set(depth, image, mask)
+    bench.wait_outputs(stamp, roles=('dense_depth',), process=node)
+    before = counter(bench.latest_values(NAME), 'count_time_jumps')
+    earlier = bench.next_stamp() - 100 * 10**9                        # a bag starting over
+    stamp = bench.publish_set(depth, image, mask, stamp_ns=earlier)
+    out = bench.wait_outputs(stamp, roles=('dense_depth',), process=node)
+    np.testing.assert_allclose(decode(out['dense_depth']), 2.0, rtol=0.05)
+    bench.wait_counter(NAME, lambda v: counter(v, 'count_time_jumps') > before, 'the time jump to be counted',
+                       process=node)
+
+
 def test_still_alive_and_correct_after_all_that(running):
     node, bench = running
     assert node.poll() is None

@@ -239,6 +239,23 @@ def test_measured_pixels_of_a_slanted_surface(masked):
     np.testing.assert_allclose(dense[known], truth[known], rtol=0.05)
 
 
+def test_a_vga_frame_of_several_megabytes_gets_through(masked):
+    """640x480: 1.2 MB depth in, 1.2 MB depth + confidence + 1.2 MB cloud out (large-SHM profile)."""
+    node, bench = masked
+    height, width = 480, 640
+    sparse, mask, intensity = plane_frame(height, width, depth_m=2.0, density=0.05, seed=8)
+    stamp = bench.publish_set((sparse, '32FC1'), (intensity, 'mono8'), (mask, 'mono8'), frame_id='cam_optical')
+    out = bench.wait_outputs(stamp, process=node)
+    dense = decode(out['dense_depth'])
+    assert dense.shape == (height, width) and np.isfinite(dense).all()
+    np.testing.assert_allclose(dense[mask > 0], 2.0, rtol=0.03)
+    cloud = cloud_msg_to_array(out['points'])
+    assert cloud.shape == (240, 320, 4)       # stride 2; K is scaled from the 64x48 camera_info
+    np.testing.assert_allclose(cloud[:, :, 2], dense[::2, ::2], rtol=1e-6)
+    np.testing.assert_allclose(cloud[100, 10, 0], (20 - (CX + 0.5) * 10 + 0.5) / (FX * 10) * dense[200, 20],
+                               rtol=1e-4)
+
+
 def test_inputs_are_on_the_remapped_names_only(masked):
     node, bench = masked
     graph = bench.node
