@@ -148,6 +148,7 @@ class DepthInterpNode(Node):
         self._sync_lock = threading.Lock()
         self._mailbox = LatestSetMailbox()
         self._sync_reported = {}
+        self._reported_drops = {}
         self._last_stamps = [None] * n_inputs
         self.stats.set_external_drops('sync_', self._sync.dropped)
         self.stats.set_external_drops('', self._mailbox.dropped)
@@ -396,18 +397,28 @@ class DepthInterpNode(Node):
         status = DiagnosticStatus()
         status.name = '%s: depth interpolation' % self.get_fully_qualified_name().lstrip('/')
         status.hardware_id = self.active_provider
-        out_rate = self.stats.rate('output')
-        in_rate = self.stats.rate('input_set')
-        dropped_total = sum(self.stats.dropped().values())
-        if in_rate > 0 and out_rate == 0:
-            status.level, status.message = DiagnosticStatus.WARN, 'inputs arrive but no output'
-        elif in_rate == 0 and out_rate == 0:
-            status.level, status.message = DiagnosticStatus.OK, 'waiting for input'
-        else:
-            status.level = DiagnosticStatus.OK
-            status.message = 'output %.1f Hz, %d frames dropped since start' % (out_rate, dropped_total)
+        status.level, status.message = self._summarize(dict(values))
         status.values = [KeyValue(key=k, value=v) for k, v in values]
         return status
+
+    def _summarize(self, values):
+        """(level, message): WARN for drops since the last report (the real-time policy's
+        'superseded' excepted) or inputs without output, OK otherwise."""
+        dropped = {k[len('dropped_'):]: int(v) for k, v in values.items()
+                   if k.startswith('dropped_') and k != 'dropped_total'}
+        new = {k: n - self._reported_drops.get(k, 0) for k, n in dropped.items()
+               if n > self._reported_drops.get(k, 0) and k != 'superseded'}
+        self._reported_drops = dropped
+        out_rate = self.stats.rate('output')
+        if new:
+            return DiagnosticStatus.WARN, 'dropped since the last report: ' + ', '.join(
+                '%s x%d' % item for item in sorted(new.items()))
+        if self.stats.rate('input_set') > 0 and out_rate == 0:
+            return DiagnosticStatus.WARN, 'inputs arrive but nothing is published'
+        if int(values.get('count_output', 0)) == 0:
+            return DiagnosticStatus.OK, 'waiting for input'
+        return DiagnosticStatus.OK, 'output %.1f Hz, %s dropped since start' % (
+            out_rate, values.get('dropped_total', '0'))
 
     def _intrinsics_source(self):
         with self._camera_info_lock:

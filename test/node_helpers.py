@@ -246,6 +246,12 @@ class Bench:
                     return status
         return None
 
+    def statuses(self, node_name):
+        """Every DiagnosticStatus received from the node so far, oldest first."""
+        wanted = node_name.strip('/')
+        with self._lock:
+            return [s for s in self.diagnostics if s.name.split(':')[0] == wanted]
+
     def latest_values(self, node_name):
         status = self.latest_status(node_name)
         return None if status is None else {kv.key: kv.value for kv in status.values}

@@ -54,6 +54,9 @@ def expect_counted(running, key, depth, image, mask, **kwargs):
     before = counter(bench.latest_values(NAME), key)
     bench.publish_set(depth, image, mask, **kwargs)
     bench.wait_counter(NAME, lambda v: counter(v, key) > before, '%s to be counted' % key, process=node)
+    # the report that first counts a drop is a warning naming it
+    warned = [s for s in bench.statuses(NAME) if key[len('dropped_'):] + ' x' in s.message]
+    assert warned and all(s.level == s.WARN for s in warned), [(s.level, s.message) for s in warned]
 
 
 def raw_image(encoding, height, width, step, data):
