@@ -71,6 +71,7 @@ DEPTH, IMAGE, MASK = 0, 1, 2          # synchronizer input order, as in the node
 DEFAULT_KEYFRAME_TOPIC = '/lsd_slam/keyframes'
 DEFAULT_KEYFRAME_FRAME_ID = 'lsd_slam_camera'
 UNMATCHED_AT_END = 'unmatched_at_end_of_bag'
+TIME_JUMP_NS = 1_000_000_000   # stamps going back further than this: flush and reset (node: reset)
 CORRUPT_MESSAGE = 'corrupt_message'
 _END_SENTINEL = object()
 _SENTINEL_GAP_NS = 10 ** 6 * 10 ** 9   # 11.6 days after the last stamp: beyond any slop
@@ -128,6 +129,7 @@ class StreamStats:
     dropped: Counter = field(default_factory=Counter)
     sync_dropped: Counter = field(default_factory=Counter)
     cloud_skipped: Counter = field(default_factory=Counter)
+    time_jumps: int = 0           # stamps went back by more than 1 s (synchronizer reset)
     timings: Counter = field(default_factory=Counter)   # seconds summed per pipeline stage
 
     def mean_ms(self, stage):
@@ -169,6 +171,9 @@ class BagSummary:
                 out.append('    unpaired messages (synchronizer): ' + _counter_text(stats.sync_dropped))
             if stats.cloud_skipped:
                 out.append('    no cloud: ' + _counter_text(stats.cloud_skipped))
+            if stats.time_jumps:
+                out.append('    stamps jumped back %d time(s): synchronizer flushed and reset'
+                           % stats.time_jumps)
             if stats.written:
                 out.append('    mean per frame: %.1f ms (infer %.1f ms)'
                            % (stats.mean_ms('total'), stats.mean_ms('infer')))
@@ -389,6 +394,14 @@ class _BagRun:
         if has_frames and self.use_mask and not job.mask_topic:
             raise BagConfigError('use_mask is true (the node subscribes to a mask): give --mask-topic, '
                                  'or set use_mask: false in the params file (-p use_mask=false)')
+        frame_topics = [t for t in (job.depth_topic, job.image_topic,
+                                    job.mask_topic if self.use_mask else None) if t]
+        if len({_absolute(t) for t in frame_topics}) != len(frame_topics):
+            raise BagConfigError('depth, image and mask topics must be different topics, got %s'
+                                 % ', '.join(frame_topics))
+        if has_frames and job.mask_topic and not self.use_mask:
+            self.reporter.warn('mask_ignored', '--mask-topic %s is ignored: use_mask is false in '
+                               'the parameters (as in the node)' % job.mask_topic)
         if not has_frames and not job.keyframe_topic:
             raise BagConfigError('nothing to process: give --depth-topic and --image-topic '
                                  '(and --mask-topic), and/or --lsd-keyframes')
@@ -481,7 +494,10 @@ class _BagRun:
                 slop=self.values['sync_slop'])
         else:
             self.sync = None
-        self.sync_offered = 0
+        self.segment_offered = 0      # real messages given to the synchronizer since its last reset
+        self.segment_sets = 0         # sets it emitted from them
+        self.drops_baseline = Counter()
+        self.last_stamps = [None] * len(self.frame_topics)
         self.last_stamp = 0
 
     def open_writer(self, reader):
@@ -546,11 +562,20 @@ class _BagRun:
         v = self.values
         return fallback_intrinsics(v['fx'], v['fy'], v['cx'], v['cy'], width, height)
 
-    def on_frame_message(self, index, msg, log_ns):
+    def on_frame_message(self, index, msg, log_ns, msg_topic=''):
         stats = self.summary.frames
         stats.inputs += 1
-        self.sync_offered += 1
         stamp = _stamp_ns(msg.header)
+        last = self.last_stamps[index]
+        if last is not None and stamp < last - TIME_JUMP_NS:
+            # A bag made of several recordings, or a restarted clock: the node resets its
+            # synchronizer here; offline, the sets still held are flushed first.
+            stats.time_jumps += 1
+            self.reporter.warn('time_jump', 'stamps on %s jumped back by %.3f s: synchronizer '
+                               'flushed and reset' % (msg_topic, (last - stamp) / 1e9))
+            self.flush_sync()
+        self.last_stamps[index] = stamp
+        self.segment_offered += 1
         self.last_stamp = max(self.last_stamp, stamp)
         for message_set in self.sync.add(index, stamp, (msg, log_ns)):
             self.process_set(message_set)
@@ -560,6 +585,7 @@ class _BagRun:
             return
         stats = self.summary.frames
         stats.sets += 1
+        self.segment_sets += 1
         t_start = time.perf_counter()
         depth_msg, log_ns = message_set[DEPTH]
         image_msg = message_set[IMAGE][0]
@@ -626,21 +652,27 @@ class _BagRun:
         stats.timings['total'] += time.perf_counter() - t_start
 
     def flush_sync(self):
-        """End of bag: offer one far-future sentinel per input so that the synchronizer emits
-        the sets it still holds; real messages left over are counted as unmatched."""
-        if self.sync is None:
+        """End of a stretch of stamps (end of bag, or a jump back in time): offer one far-future
+        sentinel per input so that the synchronizer emits the sets it still holds, count the
+        real messages left over as unmatched, and start afresh with a reset synchronizer."""
+        if self.sync is None or not self.segment_offered:
             return
         stats = self.summary.frames
-        dropped_before = sum(self.sync.dropped.values())
-        stats.sync_dropped.update(self.sync.dropped)
+        real_drops = self.sync.dropped - self.drops_baseline
+        stats.sync_dropped.update(real_drops)
         sentinel_stamp = self.last_stamp + _SENTINEL_GAP_NS
         for index in range(self.sync.num_inputs):
             for message_set in self.sync.add(index, sentinel_stamp, _END_SENTINEL):
                 self.process_set(message_set)
-        used = stats.sets * self.sync.num_inputs
-        unmatched = self.sync_offered - used - dropped_before
+        used = self.segment_sets * self.sync.num_inputs
+        unmatched = self.segment_offered - used - sum(real_drops.values())
         if unmatched > 0:
             stats.sync_dropped[UNMATCHED_AT_END] += unmatched
+        self.sync.reset()                         # sentinels and leftovers: not real drops
+        self.drops_baseline = Counter(self.sync.dropped)
+        self.segment_offered = self.segment_sets = 0
+        self.last_stamps = [None] * self.sync.num_inputs
+        self.last_stamp = 0
 
     # --- the loop --------------------------------------------------------------------------------------------
     def run(self, reader):
@@ -693,7 +725,7 @@ class _BagRun:
                         self.writer.write(self.copy_map[(conn.id, conn.owner)], t, data)
                         self.summary.messages_copied += 1
                 if role == 'frame':
-                    self.on_frame_message(self.frame_topics[topic], msg, t)
+                    self.on_frame_message(self.frame_topics[topic], msg, t, topic)
                 elif role == 'keyframe':
                     self.on_keyframe(msg, t)
                 elif role == 'camera_info':

@@ -244,11 +244,15 @@ def test_frames_processed_from_each_format(tmp_path, interpolator, fmt):
         assert copied == raw_messages(src)
 
 
-def test_no_copy_inputs_sqlite3_output_and_output_namespace(tmp_path, interpolator):
+def test_no_copy_inputs_sqlite3_output_and_output_namespace(tmp_path, interpolator, capsys):
     src = write_input_bag(tmp_path / 'in', 'mcap')
     dst = tmp_path / 'out'
     summary = process_bag(frame_job(src, dst, copy_inputs=False, storage='sqlite3',
-                                    output_namespace='/processed'), interpolator=interpolator)
+                                    output_namespace='/processed'), interpolator=interpolator,
+                          progress=True)
+    # the progress bar counts messages, with a rate
+    err = capsys.readouterr().err
+    assert 'depth_interp bag' in err and '17/17' in err and 'msg/s' in err
     assert summary.messages_copied == 0
     # only the inputs the processing needs were read
     assert summary.messages_read == 3 * (GOOD_FRAMES + 1) + 1 + 1
@@ -407,3 +411,119 @@ def test_configuration_errors_name_the_problem(tmp_path, interpolator):
         process_bag(frame_job(src, existing), interpolator=interpolator)
     for name in ('o1', 'o2', 'o3', 'o4', 'o5'):
         assert not (tmp_path / name).exists()
+
+
+# --- parameters from the node's params files ------------------------------------------------------------
+CONFIG = Path(__file__).resolve().parent.parent / 'config'
+
+
+def test_load_params_reads_the_shipped_configs_like_ros2_merges_them():
+    robot = bag.load_params(str(CONFIG / 'robot.yaml'))          # '/**/depth_interp' entry
+    assert robot['input_inverse_depth'] is True and robot['use_mask'] is False
+    assert robot['sync_slop'] == pytest.approx(0.02)
+    vehicle = CONFIG / 'autonomous_vehicle.yaml'
+    front = bag.load_params(str(vehicle), '/front/depth_interp')
+    left = bag.load_params(str(vehicle), 'left/depth_interp')
+    assert front['max_depth'] == 60.0 and isinstance(front['max_depth'], float)
+    assert front['cloud_stride'] == 2 and left['cloud_stride'] == 3 and left['max_depth'] == 40.0
+    # overrides come last, YAML-typed
+    tuned = bag.load_params(str(vehicle), '/front/depth_interp', ['cloud_stride=4', 'use_mask=false'])
+    assert tuned['cloud_stride'] == 4 and tuned['use_mask'] is False
+
+
+def test_load_params_errors(tmp_path):
+    path = tmp_path / 'other.yaml'
+    path.write_text(yaml.safe_dump({'/other_node': {'ros__parameters': {'cloud_stride': 2}}}))
+    with pytest.raises(BagConfigError, match='no entry for node /depth_interp'):
+        bag.load_params(str(path))
+    with pytest.raises(BagConfigError, match="unknown parameter 'cloud_strid'"):
+        bag.load_params(None, overrides=['cloud_strid=2'])
+    with pytest.raises(BagConfigError, match='cloud_stride must be in'):
+        bag.load_params(None, overrides=['cloud_stride=0'])
+    with pytest.raises(BagConfigError, match='NAME=VALUE'):
+        bag.load_params(None, overrides=['cloud_stride'])
+    with pytest.raises(BagConfigError, match='cannot read params file'):
+        bag.load_params(str(tmp_path / 'missing.yaml'))
+
+
+def test_output_topic_naming():
+    assert bag.output_topic('/camera/semi_dense_depth', 'dense_depth') == '/camera/dense_depth'
+    assert bag.output_topic('/a/b/depth', 'points') == '/a/b/points'
+    assert bag.output_topic('/depth', 'points') == '/points'
+    assert bag.output_topic('camera/depth', 'points') == '/camera/points'
+    assert bag.output_topic('/camera/depth', 'points', namespace='/out/') == '/out/points'
+    assert bag.output_topic('/camera/depth', 'points', namespace='/') == '/points'
+
+
+# --- the command line ------------------------------------------------------------------------------------
+def test_command_line_with_a_params_file(tmp_path, tiny_model_path, capsys):
+    src = write_input_bag(tmp_path / 'in', 'sqlite3')
+    params_file = tmp_path / 'robot.yaml'
+    params_file.write_text(yaml.safe_dump({'/**/depth_interp': {'ros__parameters': {
+        'cloud_stride': 2, 'sync_slop': SLOP, 'providers': ['CPUExecutionProvider']}}}))
+    dst = tmp_path / 'out'
+    rc = bag.main([src, str(dst), '--depth-topic', DEPTH_T, '--image-topic', IMAGE_T,
+                   '--mask-topic', MASK_T, '--camera-info-topic', INFO_T, '--params-file', str(params_file),
+                   '--model', tiny_model_path, '--storage', 'sqlite3', '--no-progress'])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert '4 written (4 with a cloud), 1 dropped' in captured.out
+    assert 'dropped frames: mask_empty 1' in captured.out
+    assert 'unpaired messages (synchronizer): no_match_within_slop 1' in captured.out
+    assert '[mask_empty]' in captured.err                # the first drop of a kind is reported
+    out, _ = read_bag(dst)
+    assert all(cloud_array(m).shape == (H // 2, W // 2, 4) for _, m in out[NS + '/points'])
+
+    # through the depth_interp dispatcher too, with a configuration error: exit code 2
+    from ros2_depth_interp import cli
+    rc = cli.main(['bag', src, str(tmp_path / 'out2'), '--depth-topic', '/nope', '--image-topic', IMAGE_T,
+                   '--mask-topic', MASK_T, '--model', tiny_model_path, '--no-progress'])
+    captured = capsys.readouterr()
+    assert rc == bag.EXIT_CONFIG_ERROR
+    assert 'topic /nope is not in the bag' in captured.err and not (tmp_path / 'out2').exists()
+
+
+def test_command_line_exit_codes_for_bad_input(tmp_path, tiny_model_path, capsys):
+    src = many_frames_bag(tmp_path / 'in', 'sqlite3', count=6)
+    db = next(Path(src).glob('*.db3'))
+    with open(db, 'r+b') as f:
+        f.truncate(os.path.getsize(db) // 2)
+    rc = bag.main([src, str(tmp_path / 'out'), '--depth-topic', DEPTH_T, '--image-topic', IMAGE_T,
+                   '-p', 'use_mask=false', '--model', tiny_model_path, '--no-progress'])
+    assert rc == bag.EXIT_READ_ERROR
+    assert 'cannot open input bag' in capsys.readouterr().err
+    rc = bag.main([src, str(tmp_path / 'out'), '--lsd-keyframes', '--model', tiny_model_path,
+                   '--max-scaled-depth-variance', '0', '--no-progress'])
+    assert rc == bag.EXIT_CONFIG_ERROR
+    assert 'max_scaled_depth_variance must be > 0' in capsys.readouterr().err
+    rc = bag.main([src, str(tmp_path / 'out'), '--model', tiny_model_path, '--no-progress'])
+    assert rc == bag.EXIT_CONFIG_ERROR
+    assert 'nothing to process' in capsys.readouterr().err
+
+
+def test_stamps_jumping_back_flush_and_reset_the_synchronizer(tmp_path, interpolator):
+    """Two recordings in one bag: header stamps restart 50 s earlier while log times go on. Image
+    stamps trail depth by 2 ms, so the synchronizer still holds the last set of the first part
+    when the jump comes; it is flushed (the node would drop it), nothing is lost."""
+    store = get_typestore(Stores.ROS2_KILTED)
+    src = tmp_path / 'in'
+    writer = Writer(src, version=9, storage_plugin=StoragePlugin.MCAP)
+    writer.open()
+    conns = [writer.add_connection(t, 'sensor_msgs/msg/Image', typestore=store) for t in (DEPTH_T, IMAGE_T)]
+    stamps = [stamp_of(i) for i in range(3)] + [stamp_of(i) - 50 * 10 ** 9 for i in range(3)]
+    for n, stamp in enumerate(stamps):
+        sparse, intensity, _ = frame_arrays(n % GOOD_FRAMES)
+        log = STAMP0 + n * PERIOD + LOG_DELAY
+        writer.write(conns[0], log, store.serialize_cdr(
+            _image(store.types, False, stamp, sparse, '32FC1'), 'sensor_msgs/msg/Image'))
+        writer.write(conns[1], log + 1, store.serialize_cdr(
+            _image(store.types, False, stamp + 2_000_000, intensity, 'mono8'), 'sensor_msgs/msg/Image'))
+    writer.close()
+    dst = tmp_path / 'out'
+    summary = process_bag(frame_job(src, dst, mask_topic=None, camera_info_topic=None,
+                                    values={'use_mask': False}), interpolator=interpolator)
+    assert summary.frames.time_jumps == 1
+    assert summary.frames.written == 6 and not summary.frames.sync_dropped
+    out, _ = read_bag(dst)
+    assert [m.header.stamp.sec * 10 ** 9 + m.header.stamp.nanosec for _, m in out[NS + '/dense_depth']] == stamps
+    assert 'jumped back 1 time(s)' in summary.text()
