@@ -54,8 +54,7 @@ def colorize(values, vmin, vmax, valid=None, cmap=CV2_CMAP):
 
 def _depth_panel(ax, values, show, vmin, vmax, background):
     import matplotlib
-    cmap = matplotlib.colormaps[CMAP].copy()
-    cmap.set_bad(background)
+    cmap = matplotlib.colormaps[CMAP].with_extremes(bad=background)
     data = np.ma.masked_array(np.asarray(values, dtype=np.float32), mask=~show)
     return ax.imshow(data, cmap=cmap, vmin=vmin, vmax=vmax, interpolation='nearest')
 
