@@ -824,8 +824,9 @@ def build_parser():
                    help='override one parameter (YAML value), repeatable')
     g.add_argument('--model', help='model file (overrides model_path)')
     g = p.add_argument_group('LSD-SLAM keyframes')
-    g.add_argument('--lsd-keyframes', nargs='?', const=DEFAULT_KEYFRAME_TOPIC, metavar='TOPIC',
-                   help='process lsd_slam_viewer/keyframeMsg from TOPIC (default %s)' % DEFAULT_KEYFRAME_TOPIC)
+    g.add_argument('--lsd-keyframes', metavar='TOPIC',
+                   help='process lsd_slam_viewer/keyframeMsg from TOPIC (LSD-SLAM publishes on %s)'
+                        % DEFAULT_KEYFRAME_TOPIC)
     defaults = lsd_slam.KeyframeFilter()
     g.add_argument('--max-scaled-depth-variance', type=float, default=defaults.max_scaled_depth_variance,
                    help='keep pixels with var(idepth)/idepth^4 at most this (viewer scaledDepthVarTH, '

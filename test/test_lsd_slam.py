@@ -308,3 +308,41 @@ def test_keyframe_bag_gives_depth_in_keyframe_scale_and_cloud_with_its_intrinsic
             np.testing.assert_allclose(cloud[v, u, 0], (u - CX) / FX * dense[v, u], rtol=1e-5, atol=1e-6)
             np.testing.assert_allclose(cloud[v, u, 1], (v - CY) / FY * dense[v, u], rtol=1e-5, atol=1e-6)
         np.testing.assert_array_equal(cloud[:, :, 3], grey.astype(np.float32))
+
+
+def test_frames_and_keyframes_in_one_pass(tmp_path, interpolator):
+    """A bag with both an image stream and keyframes: each gets its outputs in its own namespace."""
+    store = lsd_slam.keyframe_typestore()
+    types = store.types
+    src = tmp_path / 'both'
+    writer = Writer(src, version=9, storage_plugin=StoragePlugin.SQLITE3)
+    writer.open()
+    kf_conn = writer.add_connection(KF_TOPIC, KEYFRAME_MSGTYPE, typestore=store)
+    image_conns = [writer.add_connection(t, 'sensor_msgs/msg/Image', typestore=store)
+                   for t in ('/cam/semi_dense_depth', '/cam/image')]
+    for i in range(2):
+        idepth, var, grey, depth, bands = scene(i)
+        msg = encode_keyframe(idepth, var, grey, FX, FY, CX, CY, id=i, time=TIME0 + i, typestore=store)
+        log = int((TIME0 + i) * 1e9)
+        writer.write(kf_conn, log, store.serialize_cdr(msg, KEYFRAME_MSGTYPE))
+        header = types['std_msgs/msg/Header'](
+            stamp=types['builtin_interfaces/msg/Time'](sec=int(TIME0) + i, nanosec=0), frame_id='cam')
+        sparse = np.where(bands, depth, 0).astype(np.float32)
+        for conn, array, encoding in ((image_conns[0], sparse, '32FC1'), (image_conns[1], grey, 'mono8')):
+            image = types['sensor_msgs/msg/Image'](
+                header=header, height=H, width=W, encoding=encoding, is_bigendian=0,
+                step=W * array.itemsize, data=array.reshape(-1).view(np.uint8))
+            writer.write(conn, log + 1, store.serialize_cdr(image, 'sensor_msgs/msg/Image'))
+    writer.close()
+
+    values = params.defaults()
+    values.update(use_mask=False, fx=FX, fy=FY, cx=CX, cy=CY)
+    job = BagJob(str(src), str(tmp_path / 'out'), depth_topic='/cam/semi_dense_depth',
+                 image_topic='/cam/image', keyframe_topic=KF_TOPIC, values=values, copy_inputs=False)
+    summary = process_bag(job, interpolator=interpolator)
+    assert summary.frames.written == 2 and summary.keyframes.written == 2
+    with AnyReader([tmp_path / 'out']) as reader:
+        counts = {c.topic: c.msgcount for c in reader.connections}
+    assert counts == {name: 2 for name in (
+        '/cam/dense_depth', '/cam/dense_confidence', '/cam/points',
+        '/lsd_slam/dense_depth', '/lsd_slam/dense_confidence', '/lsd_slam/points')}
