@@ -27,7 +27,8 @@ class NetConfig:
     width: int = 16                      # features after the single x2 downsampling
     dilations: tuple = (1, 2, 4, 8, 1)   # one residual block per entry, growing receptive field
     prefill_levels: int = 5              # pyramid depth of the pre-fill (stride = 2 ** levels)
-    prefill_tau: float = 0.01            # weight of the coarser level where a level has little support
+    prefill_tau: float = 0.0             # 0: pull-push; > 0: plain normalized convolution (first variant)
+    prefill_spread: int = 4              # 3x3 growing rounds at the coarsest level
     dropout: float = 0.5                 # before the last convolution, training only
     extra: dict = field(default_factory=dict)
 
@@ -80,31 +81,52 @@ class ResidualBlock(nn.Module):
 
 
 class PyramidPrefill(nn.Module):
-    """Fill unknown pixels by normalized convolution over a 2x pyramid, coarse to fine.
+    """Fill unknown pixels by pull-push over a 2x pyramid (Gortler et al. 1996), coarse to fine.
 
-    Level k holds, per 2^k block, the sum of known values and the fraction of known pixels. Going
-    from coarse to fine, each level is blended with the upsampled coarser fill, weighted by how much
-    support it has: fill_k = (sum_k + tau * up(fill_k+1)) / (support_k + tau). The coarsest level
-    falls back to the mean of all known values. No parameters; exports to ONNX as AvgPool + Resize.
+    Pull: level k holds, per 2^k block, the mean of its known values and the count of known
+    pixels. At the coarsest level, blocks without support take the mean of their neighbours
+    (``spread`` rounds of 3x3), then the mean of all known values. Push: going from coarse to fine,
+    a block keeps its own mean in proportion to its support (weight = min(count, 1)) and takes the
+    upsampled coarser fill for the rest. A hole is thus filled from the finest scale that has any
+    measurement, which keeps the fill local. ``tau`` > 0 switches to plain normalized convolution
+    (fill_k = (sum_k + tau * up(fill_k+1)) / (support_k + tau), support as a fraction), the first
+    variant we measured (docs/model.md). No parameters; exports to ONNX as pooling + Resize.
     """
 
-    def __init__(self, levels, tau):
+    def __init__(self, levels, tau=0.0, spread=4):
         super().__init__()
         self.levels = levels
         self.tau = tau
+        self.spread = spread
 
     def forward(self, depth, mask):
-        sums, supports = [depth * mask], [mask]
-        for _ in range(self.levels):
-            sums.append(F.avg_pool2d(sums[-1], 2))
-            supports.append(F.avg_pool2d(supports[-1], 2))
+        sums, counts = [depth * mask], [mask]
+        for level in range(1, self.levels + 1):
+            # sums and counts per block (avg pooling times the block area)
+            sums.append(F.avg_pool2d(sums[-1], 2) * 4.0)
+            counts.append(F.avg_pool2d(counts[-1], 2) * 4.0)
         total = sums[-1].sum(dim=(2, 3), keepdim=True)
-        count = supports[-1].sum(dim=(2, 3), keepdim=True)
-        fill = (total / count.clamp_min(1e-6)).expand_as(sums[-1])
+        count = counts[-1].sum(dim=(2, 3), keepdim=True)
+        global_mean = total / count.clamp_min(1e-6)
+        top_sum, top_count = sums[-1], counts[-1]
+        for _ in range(self.spread if self.tau <= 0 else 0):
+            has = (top_count > 0).to(top_sum.dtype)
+            near_sum = F.avg_pool2d(top_sum / top_count.clamp_min(1e-6) * has, 3, 1, 1, count_include_pad=False)
+            near_cnt = F.avg_pool2d(has, 3, 1, 1, count_include_pad=False)
+            grown = near_sum / near_cnt.clamp_min(1e-6)
+            top_sum = torch.where(top_count > 0, top_sum, grown * (near_cnt > 0).to(top_sum.dtype))
+            top_count = torch.where(top_count > 0, top_count, (near_cnt > 0).to(top_sum.dtype))
+        fill = global_mean.expand_as(top_sum)
+        sums[-1], counts[-1] = top_sum, top_count
         for level in range(self.levels, -1, -1):
             if level < self.levels:
                 fill = F.interpolate(fill, scale_factor=2.0, mode='bilinear', align_corners=False)
-            fill = (sums[level] + self.tau * fill) / (supports[level] + self.tau)
+            if self.tau > 0:
+                area = float(4 ** level)
+                fill = (sums[level] / area + self.tau * fill) / (counts[level] / area + self.tau)
+            else:
+                weight = counts[level].clamp(max=1.0)
+                fill = weight * sums[level] / counts[level].clamp_min(1e-6) + (1.0 - weight) * fill
         return fill
 
 
@@ -113,7 +135,7 @@ class DepthInterpNet(nn.Module):
     def __init__(self, config=None):
         super().__init__()
         self.config = config = config or NetConfig()
-        self.prefill = PyramidPrefill(config.prefill_levels, config.prefill_tau)
+        self.prefill = PyramidPrefill(config.prefill_levels, config.prefill_tau, config.prefill_spread)
         # full resolution: known depth, mask, intensity and the pre-fill
         self.stem = nn.Sequential(conv3x3(4, config.stem_width), nn.ELU())
         # the single x2 downsampling stage: a projection block
