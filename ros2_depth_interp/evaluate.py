@@ -168,11 +168,13 @@ def _warm_up(fn, frames):
 # ---------------------------------------------------------------------------------------------
 
 def evaluate(frames, protocols, methods, seed=0, figure_dir=None, figure_frames=(), figure_protocols=(),
-             progress=True):
+             progress=True, repeat=1):
     """Run every method on every (protocol, frame); return ``(results, figures)``.
 
     ``methods``: ordered mapping name -> fn(depth, mask, intensity). ``results[label][frame][method]``
-    is ``dict(all=metrics, unknown=metrics, time_s=seconds)`` or ``dict(error=message)``.
+    is ``dict(all=metrics, unknown=metrics, time_s=seconds, time_min_s=seconds)`` or
+    ``dict(error=message)``. Each method runs ``repeat`` times per input: ``time_s`` is the median,
+    ``time_min_s`` the fastest call (on a shared machine the minimum is the least disturbed).
     Figures are written for the frames in ``figure_frames`` under the protocols in
     ``figure_protocols`` when ``figure_dir`` is given; their paths are returned.
     """
@@ -201,12 +203,15 @@ def evaluate(frames, protocols, methods, seed=0, figure_dir=None, figure_frames=
                 for name, fn in methods.items():
                     bar.set_description('%s %s %s' % (label, frame['name'], name))
                     try:
-                        t0 = time.perf_counter()
-                        out = fn(sparse, mask, intensity)
-                        elapsed = time.perf_counter() - t0
+                        times = []
+                        for _ in range(max(1, int(repeat))):
+                            t0 = time.perf_counter()
+                            out = fn(sparse, mask, intensity)
+                            times.append(time.perf_counter() - t0)
                         row[name] = dict(all=_metrics.compute_metrics(out, gt, valid, frame['peak']),
                                          unknown=_metrics.compute_metrics(out, gt, unknown, frame['peak']),
-                                         time_s=elapsed, known_fraction=float(mask.mean()))
+                                         time_s=float(np.median(times)), time_min_s=float(min(times)),
+                                         known_fraction=float(mask.mean()))
                         outputs[name] = out
                         captions[name] = '%.2f dB' % row[name]['all']['psnr']
                     except Exception as exc:  # one failing method must not lose the others' numbers
@@ -240,6 +245,7 @@ def summarize(results, methods):
             summary[label][name] = dict(all=_metrics.mean_metrics(r['all'] for r in rows),
                                         unknown=_metrics.mean_metrics(r['unknown'] for r in rows),
                                         time_s=float(np.mean([r['time_s'] for r in rows])),
+                                        time_min_s=float(np.mean([r.get('time_min_s', r['time_s']) for r in rows])),
                                         frames=len(rows))
     return summary
 
@@ -279,8 +285,9 @@ def markdown_report(report):
     lines.append('- data: %s (%s), frames: %s' % (meta['data_kind'], meta['data'], ', '.join(meta['frames'])))
     lines.append('- metrics on all pixels with valid ground truth; PSNR peak %s (%s); RMSE in %s'
                  % ('%.4g' % meta['psnr_peak'] if meta['psnr_peak'] else '—', meta['psnr_peak_note'], units))
-    lines.append('- masks: seed %d, the same pixels for every method; time = wall seconds per frame on %s'
-                 % (meta['seed'], meta['host']))
+    lines.append('- masks: seed %d, the same pixels for every method; time = wall seconds per frame (median of %d) on %s,'
+                 ' 1-min load average before/after %s' % (meta['seed'], meta['repeat'], meta['host'],
+                                                          '/'.join(str(v) for v in meta['load_average']) or '?'))
     model = meta['model']
     if MODEL in meta['requested_methods']:
         if model.get('used'):
@@ -309,6 +316,14 @@ def markdown_report(report):
     return '\n'.join(lines) + '\n'
 
 
+def _load_average():
+    """1-minute load average (other processes compete for the CPUs: recorded before and after)."""
+    try:
+        return [round(os.getloadavg()[0], 2)]
+    except (AttributeError, OSError):
+        return []
+
+
 def _host():
     return '%s, %d CPUs (%s)' % (platform.node() or 'this machine', os.cpu_count() or 0, platform.processor()
                                  or platform.machine())
@@ -335,6 +350,8 @@ def build_parser():
     p.add_argument('--methods', nargs='+', default=list(METHODS), help='any of: %s' % ' '.join(METHODS))
     p.add_argument('--model', default=None, help='ONNX model (default: the shipped model; skipped if missing)')
     p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--repeat', type=int, default=1,
+                   help='calls per method and input; time = median (json also has the minimum)')
     p.add_argument('--out', default=os.path.join('out', 'eval'))
     p.add_argument('--figure-scenes', nargs='*', default=None,
                    help='frames to draw (default: all evaluated; give none to draw nothing)')
@@ -391,9 +408,10 @@ def main(argv=None):
     figure_frames = names if args.figure_scenes is None else args.figure_scenes
     figure_protocols = [protocol_label(*parse_protocol(p)) for p in args.figure_protocols]
     os.makedirs(args.out, exist_ok=True)
+    load_before = _load_average()
     results, figures = evaluate(frames, labels, funcs, seed=args.seed, figure_dir=args.out,
                                 figure_frames=figure_frames, figure_protocols=figure_protocols,
-                                progress=not args.no_progress)
+                                progress=not args.no_progress, repeat=args.repeat)
     methods = list(funcs)
     peak = frames[0]['peak']
     report = dict(
@@ -403,7 +421,8 @@ def main(argv=None):
             units=frames[0]['units'], psnr_peak=peak,
             psnr_peak_note=('255 in the 8-bit file units = 255 / k px at 1/k size; PSNR = 10 log10(1 / MSE) of disparity / peak'
                             if args.data_kind == 'middlebury' else '65535 / 5000 m, the 16-bit file full scale'),
-            model=model_info, host=_host(), date=datetime.datetime.now().isoformat(timespec='seconds'),
+            model=model_info, host=_host(), repeat=args.repeat, load_average=load_before + _load_average(),
+            date=datetime.datetime.now().isoformat(timespec='seconds'),
             metric_definitions='see ros2_depth_interp/metrics.py; "all" = every pixel with valid ground truth, '
                                '"unknown" = valid pixels not in the semi-dense input'),
         summary=summarize(results, methods), results=results, figures=[os.path.basename(p) for p in figures])

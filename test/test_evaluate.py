@@ -91,9 +91,12 @@ def test_baselines_end_to_end(data, tmp_path, capsys, monkeypatch):
 def test_figures_for_default_protocols(data, tmp_path):
     out = str(tmp_path / 'eval')
     rc, _ = _run(['--data', data, '--scenes', 'SceneB', '--protocols', 'uniform@0.10', 'gradient@0.10',
-                  '--methods', 'nearest', 'linear', '--out', out, '--no-progress'])
+                  '--methods', 'nearest', 'linear', '--out', out, '--no-progress', '--repeat', '2'])
     assert rc == 0
-    report, _ = _load(out)
+    report, md = _load(out)
+    assert report['meta']['repeat'] == 2 and '(median of 2)' in md
+    row = report['results']['uniform@0.10']['SceneB']['linear']
+    assert 0 < row['time_min_s'] <= row['time_s']
     assert report['figures'] == ['fig_SceneB_uniform_0.10.png', 'fig_SceneB_gradient_0.10.png']
     img = cv2.imread(os.path.join(out, report['figures'][0]))
     assert img is not None and img.shape[0] > 100 and img.shape[1] > 300
