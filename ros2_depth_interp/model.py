@@ -29,6 +29,8 @@ class NetConfig:
     prefill_levels: int = 5              # pyramid depth of the pre-fill (stride = 2 ** levels)
     prefill_tau: float = 0.0             # 0: pull-push; > 0: plain normalized convolution (first variant)
     prefill_spread: int = 4              # 3x3 growing rounds at the coarsest level
+    prefill_iterations: tuple = ()       # intensity-guided sweeps per pyramid level, finest first
+    prefill_sigma: float = 0.02          # std of the intensity-similarity weight (intensity in [0, 1])
     dropout: float = 0.5                 # before the last convolution, training only
     extra: dict = field(default_factory=dict)
 
@@ -39,23 +41,26 @@ class NetConfig:
     def to_dict(self):
         d = asdict(self)
         d['dilations'] = list(self.dilations)
+        d['prefill_iterations'] = list(self.prefill_iterations)
         return d
 
     @classmethod
     def from_dict(cls, d):
         d = dict(d)
         d['dilations'] = tuple(d.get('dilations', cls.dilations))
+        d['prefill_iterations'] = tuple(d.get('prefill_iterations', ()))
         known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
         return cls(**known)
 
 
 PRESETS = {
     # real time on a 2-core CPU (see docs/model.md for the timing that chose it)
-    'default': NetConfig(),
+    'default': NetConfig(prefill_iterations=(2, 4, 12, 12, 12, 12)),
     # the paper-sized variant
-    'paper': NetConfig(stem_width=32, width=64, dilations=(1, 2, 4, 8, 16, 1)),
+    'paper': NetConfig(stem_width=32, width=64, dilations=(1, 2, 4, 8, 16, 1),
+                       prefill_iterations=(2, 4, 12, 12, 12, 12)),
     # for tests: exported in a second
-    'tiny': NetConfig(stem_width=4, width=8, dilations=(1, 2), prefill_levels=3),
+    'tiny': NetConfig(stem_width=4, width=8, dilations=(1, 2), prefill_levels=3, prefill_iterations=(1, 1, 2, 2)),
 }
 
 
@@ -81,30 +86,49 @@ class ResidualBlock(nn.Module):
 
 
 class PyramidPrefill(nn.Module):
-    """Fill unknown pixels by pull-push over a 2x pyramid (Gortler et al. 1996), coarse to fine.
+    """Fill unknown pixels by an intensity-guided pull-push over a 2x pyramid, coarse to fine.
 
-    Pull: level k holds, per 2^k block, the mean of its known values and the count of known
-    pixels. At the coarsest level, blocks without support take the mean of their neighbours
-    (``spread`` rounds of 3x3), then the mean of all known values. Push: going from coarse to fine,
-    a block keeps its own mean in proportion to its support (weight = min(count, 1)) and takes the
-    upsampled coarser fill for the rest. A hole is thus filled from the finest scale that has any
-    measurement, which keeps the fill local. ``tau`` > 0 switches to plain normalized convolution
-    (fill_k = (sum_k + tau * up(fill_k+1)) / (support_k + tau), support as a fraction), the first
-    variant we measured (docs/model.md). No parameters; exports to ONNX as pooling + Resize.
+    Pull (Gortler et al. 1996): level k holds, per 2^k block, the mean of its known values and the
+    count of known pixels; at the coarsest level, blocks without support take the mean of their
+    neighbours (``spread`` rounds of 3x3), then the mean of all known values.
+    Push: going from coarse to fine, a block keeps its own mean in proportion to its support
+    (weight = min(count, 1)) and takes the upsampled coarser fill for the rest. A hole is thus filled
+    from the finest scale that has any measurement.
+    Guidance: at each level, ``iterations[k]`` Jacobi sweeps of the colorization energy (Levin et
+    al. 2004) propagate values between 3x3 neighbours of similar intensity (weight
+    exp(-dI^2 / 2 sigma^2)), measurements held in proportion to their support. Starting every level
+    from the coarser solution makes a few sweeps per level enough (a cascadic multigrid), so depth
+    follows intensity edges at a fraction of colorization's cost.
+    ``tau`` > 0 instead selects plain normalized convolution without guidance (the first variant we
+    measured; kept so older models load). No trainable parameters; exports to ONNX as pooling,
+    fixed convolutions and Resize.
     """
 
-    def __init__(self, levels, tau=0.0, spread=4):
+    def __init__(self, levels, tau=0.0, spread=4, iterations=(), sigma=0.02):
         super().__init__()
         self.levels = levels
         self.tau = tau
         self.spread = spread
+        self.iterations = tuple(iterations)
+        self.sigma = sigma
+        # one-hot 3x3 kernels: neighbour j of every pixel as channel j
+        self.register_buffer('shifts', torch.eye(9).view(9, 1, 3, 3), persistent=False)
 
-    def forward(self, depth, mask):
-        sums, counts = [depth * mask], [mask]
+    def _neighbours(self, x):
+        return F.conv2d(F.pad(x, (1, 1, 1, 1), mode='replicate'), self.shifts)
+
+    def _affinity(self, intensity):
+        diff = self._neighbours(intensity) - intensity
+        weights = torch.exp(diff * diff * (-0.5 / (self.sigma * self.sigma)))
+        return weights / weights.sum(dim=1, keepdim=True)
+
+    def forward(self, depth, mask, intensity=None):
+        sums, counts, images = [depth * mask], [mask], [intensity]
         for level in range(1, self.levels + 1):
             # sums and counts per block (avg pooling times the block area)
             sums.append(F.avg_pool2d(sums[-1], 2) * 4.0)
             counts.append(F.avg_pool2d(counts[-1], 2) * 4.0)
+            images.append(F.avg_pool2d(images[-1], 2) if intensity is not None else None)
         total = sums[-1].sum(dim=(2, 3), keepdim=True)
         count = counts[-1].sum(dim=(2, 3), keepdim=True)
         global_mean = total / count.clamp_min(1e-6)
@@ -124,9 +148,16 @@ class PyramidPrefill(nn.Module):
             if self.tau > 0:
                 area = float(4 ** level)
                 fill = (sums[level] / area + self.tau * fill) / (counts[level] / area + self.tau)
-            else:
-                weight = counts[level].clamp(max=1.0)
-                fill = weight * sums[level] / counts[level].clamp_min(1e-6) + (1.0 - weight) * fill
+                continue
+            weight = counts[level].clamp(max=1.0)
+            held = weight * sums[level] / counts[level].clamp_min(1e-6)
+            free = 1.0 - weight
+            fill = held + free * fill
+            sweeps = self.iterations[level] if level < len(self.iterations) else 0
+            if sweeps and images[level] is not None:
+                affinity = self._affinity(images[level])
+                for _ in range(sweeps):
+                    fill = held + free * (self._neighbours(fill) * affinity).sum(dim=1, keepdim=True)
         return fill
 
 
@@ -135,7 +166,8 @@ class DepthInterpNet(nn.Module):
     def __init__(self, config=None):
         super().__init__()
         self.config = config = config or NetConfig()
-        self.prefill = PyramidPrefill(config.prefill_levels, config.prefill_tau, config.prefill_spread)
+        self.prefill = PyramidPrefill(config.prefill_levels, config.prefill_tau, config.prefill_spread,
+                                      config.prefill_iterations, config.prefill_sigma)
         # full resolution: known depth, mask, intensity and the pre-fill
         self.stem = nn.Sequential(conv3x3(4, config.stem_width), nn.ELU())
         # the single x2 downsampling stage: a projection block
@@ -154,7 +186,7 @@ class DepthInterpNet(nn.Module):
 
     def forward(self, x):
         depth, mask, intensity = x[:, 0:1], x[:, 1:2], x[:, 2:3]
-        fill = self.prefill(depth, mask)
+        fill = self.prefill(depth, mask, intensity)
         features = self.stem(torch.cat([depth, mask, intensity, fill], dim=1))
         features = self.down(features)
         features = self.blocks(features)
