@@ -47,6 +47,8 @@ OVERHEAD_TARGET_MS = {(640, 480): 15.0, (1280, 960): 40.0}
 P99_OVER_P50_MAX = 2.0
 RSS_GROWTH_MAX_PCT = 5.0
 NODE_START_TIMEOUT_S = 180.0
+DRAIN_TIMEOUT_S = 60.0   # the recorder's default --drain-timeout
+PACED_MIN_FRAMES = 12
 
 
 @dataclass(frozen=True)
@@ -151,13 +153,30 @@ def node_command():
     return [sys.executable, '-m', 'ros2_depth_interp.node']
 
 
-def node_arguments(config, model, diagnostics_period=0.5, extra_params=()):
+def run_namespace(tag='bench'):
+    """A namespace of its own for one run's topics and node.
+
+    Domain ids are drawn at random from a small range, so another process on this machine (a test,
+    a second benchmark) can end up in the same DDS domain; with every topic and the node's
+    diagnostics name under a namespace of our own, its traffic never mixes with ours.
+    """
+    return '/%s_%d_%s' % (tag, os.getpid(), os.urandom(3).hex())
+
+
+def diagnostics_name(namespace):
+    """The start of the node's DiagnosticStatus name in that namespace (see node.py)."""
+    return '%s/depth_interp:' % namespace.strip('/')
+
+
+def node_arguments(config, model, diagnostics_period=0.5, extra_params=(), namespace=None):
     params = ['model_path:=' + model, 'providers:=[CPUExecutionProvider]',
               'reliable_outputs:=%s' % str(config.reliable).lower(),
               'publish_cloud:=%s' % str(config.cloud).lower(),
               'diagnostics_period:=%g' % diagnostics_period]
     params += list(extra_params)
     args = ['--ros-args']
+    if namespace:
+        args += ['-r', '__ns:=' + namespace]
     for p in params:
         args += ['-p', p]
     return args
@@ -249,24 +268,36 @@ class ResourceSampler(threading.Thread):
         return 100.0 * (cb - ca) / (tb - ta) if tb > ta else float('nan')
 
 
-def run_config(config, model, frames_path, work_dir, warmup_s=1.0, extra_params=(), diagnostics_period=0.5):
-    """Run one configuration; returns its result row (``error`` set when it could not run)."""
+def run_config(config, model, frames_path, work_dir, warmup_s=1.0, extra_params=(), diagnostics_period=0.5,
+               profile_file=None):
+    """Run one configuration; returns its result row (``error`` set when it could not run).
+
+    ``profile_file`` replaces the shipped Fast DDS profile in the configurations that use one.
+    """
     run_dir = os.path.join(work_dir, '%s_%s' % (config.size, config.name))
     os.makedirs(run_dir, exist_ok=True)
     env = isolated_dds_env(log_dir=os.path.join(run_dir, 'roslog'), large_shm=config.shm_profile)
+    if config.shm_profile and profile_file:
+        env['FASTDDS_DEFAULT_PROFILES_FILE'] = os.path.abspath(profile_file)
     ready_file = os.path.join(run_dir, 'recorder.ready')
-    if os.path.exists(ready_file):
-        os.remove(ready_file)
-    row = {'config': asdict(config), 'description': config.describe(), 'domain_id': int(env['ROS_DOMAIN_ID'])}
+    stop_file = os.path.join(run_dir, 'replay.done')
+    for stale in (ready_file, stop_file):
+        if os.path.exists(stale):
+            os.remove(stale)
+    row = {'config': asdict(config), 'description': config.describe(), 'domain_id': int(env['ROS_DOMAIN_ID']),
+           'fastdds_profile': env.get('FASTDDS_DEFAULT_PROFILES_FILE')}
     print('bench: %s ...' % config.describe(), flush=True)
     node = recorder = player = sampler = None
     try:
-        node = _Process(node_command() + node_arguments(config, model, diagnostics_period, extra_params),
+        namespace = run_namespace()
+        row['namespace'] = namespace
+        node = _Process(node_command() + node_arguments(config, model, diagnostics_period, extra_params, namespace),
                         env, os.path.join(run_dir, 'node.log'))
         sampler = ResourceSampler(node.pid)
         sampler.start()
         recorder_cmd = [sys.executable, '-m', 'ros2_depth_interp.recorder', '--ready-file', ready_file,
-                        '--idle-exit', '1.5', '--warmup', str(warmup_s),
+                        '--stop-file', stop_file, '--warmup', str(warmup_s),
+                        '--namespace', namespace, '--node-name', diagnostics_name(namespace),
                         '--timeout', str(config.duration + NODE_START_TIMEOUT_S + 120),
                         '--summary', os.path.join(run_dir, 'recorder.json')]
         if config.reliable:
@@ -282,14 +313,15 @@ def run_config(config, model, frames_path, work_dir, warmup_s=1.0, extra_params=
                 raise RuntimeError('node outputs not matched after %.0f s:\n%s' % (NODE_START_TIMEOUT_S, node.tail()))
             time.sleep(0.05)
         player = _Process([sys.executable, '-m', 'ros2_depth_interp.replay', '--frames-file', frames_path,
+                           '--namespace', namespace,
                            '--rate', '%g' % config.rate, '--duration', '%g' % config.duration,
                            '--summary', os.path.join(run_dir, 'replay.json')],
                           env, os.path.join(run_dir, 'replay.log'))
         if player.wait(config.duration + NODE_START_TIMEOUT_S) != 0:
             raise RuntimeError('replay failed (rc %s):\n%s' % (player.poll(), player.tail()))
-        # the recorder stops 1.5 s after the last output and one more diagnostics message
-        settle = max(8.0, 4.0 * diagnostics_period)
-        if recorder.wait(settle) is None:
+        # the recorder stops once the node has processed or dropped every set it received
+        open(stop_file, 'w').close()
+        if recorder.wait(DRAIN_TIMEOUT_S + 15.0) is None:
             recorder.stop(signal.SIGTERM, timeout=20.0)
         sampler.sample()
         row['peak_rss_bytes'] = sampler.peak_rss()
@@ -528,6 +560,8 @@ def parse_args(argv=None):
     p.add_argument('--data', default=None, help='replay a folder of TUM-style frames instead of synthetic')
     p.add_argument('--node-param', action='append', default=[], metavar='NAME:=VALUE',
                    help='extra node parameter (repeatable), e.g. intra_op_threads:=2')
+    p.add_argument('--profile-file', default=None,
+                   help='Fast DDS profile used instead of the shipped config/fastdds_large_shm.xml')
     p.add_argument('--out', default='out/bench', help='output folder')
     p.add_argument('--no-ros', action='store_true', help='only time inference + cloud without ROS (bench_device)')
     p.add_argument('--backends', default='onnx', help='--no-ros backends: onnx,torch')
@@ -573,16 +607,22 @@ def main(argv=None):
     rows = []
     for config in configs:
         frames_path = frames_file(args.out, config.width, config.height, args.frames, data=args.data)
-        row = run_config(config, model, frames_path, work_dir, args.warmup, args.node_param)
+        row = run_config(config, model, frames_path, work_dir, args.warmup, args.node_param,
+                         profile_file=args.profile_file)
         rows.append(row)
         _print_row(row)
         if config.name == 'base' and not args.no_paced and not soak:
             rate = _paced_rate(row, args.rate)
             if rate and rate < args.rate:
-                paced = replace(config, name='paced', rate=rate, paced=True)
-                rows.append(run_config(paced, model, frames_path, work_dir, args.warmup, args.node_param))
+                # at least PACED_MIN_FRAMES frames, however slow the node is
+                paced = replace(config, name='paced', rate=rate, paced=True,
+                                duration=max(config.duration, PACED_MIN_FRAMES / rate))
+                rows.append(run_config(paced, model, frames_path, work_dir, args.warmup, args.node_param,
+                                       profile_file=args.profile_file))
                 _print_row(rows[-1])
     report = {'machine': machine_description(), 'model': model, 'model_note': model_note,
+              'fastdds_profile': os.path.abspath(args.profile_file) if args.profile_file else 'shipped',
+              'command': 'depth_interp bench ' + ' '.join(argv if argv is not None else sys.argv[2:]),
               'started': started, 'seconds': time.time() - started, 'rate_hz': args.rate,
               'duration_s': args.soak if soak else args.duration, 'rows': rows}
     json_path = os.path.join(args.out, prefix + '.json')

@@ -29,7 +29,7 @@ import time
 import numpy as np
 
 from . import replay
-from .bench import _finite, _Process, node_command
+from .bench import _finite, _Process, diagnostics_name, node_command, run_namespace
 from .resources import default_model_path
 from .ros_env import isolated_dds_env
 
@@ -100,23 +100,26 @@ def run_pipeline(args, model, frames_path, n_frames):
     os.makedirs(run_dir, exist_ok=True)
     env = isolated_dds_env(log_dir=os.path.join(run_dir, 'roslog'))
     ready = os.path.join(run_dir, 'recorder.ready')
-    for stale in (ready, os.path.join(run_dir, 'replay.json'), os.path.join(run_dir, 'recorder.json')):
+    stop_file = os.path.join(run_dir, 'replay.done')
+    for stale in (ready, stop_file, os.path.join(run_dir, 'replay.json'), os.path.join(run_dir, 'recorder.json')):
         if os.path.exists(stale):
             os.remove(stale)
-    node = _Process(node_command() + ['--ros-args', '-p', 'model_path:=' + model,
+    namespace = run_namespace('demo')
+    node = _Process(node_command() + ['--ros-args', '-r', '__ns:=' + namespace, '-p', 'model_path:=' + model,
                                       '-p', 'providers:=[CPUExecutionProvider]',
                                       '-p', 'diagnostics_period:=0.5'],
                     env, os.path.join(run_dir, 'node.log'))
     recorder = player = None
     try:
         recorder = _Process([sys.executable, '-m', 'ros2_depth_interp.recorder', '--ready-file', ready,
-                             '--idle-exit', '1.5', '--timeout', str(NODE_START_TIMEOUT_S + 300),
+                             '--stop-file', stop_file, '--timeout', str(NODE_START_TIMEOUT_S + 300),
+                             '--namespace', namespace, '--node-name', diagnostics_name(namespace),
                              '--save-dir', args.out, '--save-max', str(n_frames + 5),
                              '--ply', os.path.join(args.out, 'cloud.ply'),
                              '--summary', os.path.join(run_dir, 'recorder.json')],
                             env, os.path.join(run_dir, 'recorder.log'))
-        print('demo: starting the node (%s) and the recorder in ROS_DOMAIN_ID %s ...'
-              % (os.path.basename(node_command()[-1]), env['ROS_DOMAIN_ID']), flush=True)
+        print('demo: starting the node (%s, namespace %s) and the recorder in ROS_DOMAIN_ID %s ...'
+              % (os.path.basename(node_command()[-1]), namespace, env['ROS_DOMAIN_ID']), flush=True)
         deadline = time.monotonic() + NODE_START_TIMEOUT_S
         while not os.path.exists(ready):
             if node.poll() is not None:
@@ -127,13 +130,14 @@ def run_pipeline(args, model, frames_path, n_frames):
                 raise RuntimeError('the node did not come up in %.0f s:\n%s' % (NODE_START_TIMEOUT_S, node.tail()))
             time.sleep(0.05)
         player = _Process([sys.executable, '-m', 'ros2_depth_interp.replay', '--frames-file', frames_path,
-                           '--rate', '%g' % args.rate, '--frames', str(n_frames),
+                           '--namespace', namespace, '--rate', '%g' % args.rate, '--frames', str(n_frames),
                            '--summary', os.path.join(run_dir, 'replay.json')],
                           env, os.path.join(run_dir, 'replay.log'))
         print('demo: replaying %d frames at %g Hz ...' % (n_frames, args.rate), flush=True)
         if player.wait(NODE_START_TIMEOUT_S + n_frames / args.rate) != 0:
             raise RuntimeError('the replay failed (rc %s):\n%s' % (player.poll(), player.tail()))
-        if recorder.wait(15.0) is None:
+        open(stop_file, 'w').close()   # the recorder now waits for the node to drain
+        if recorder.wait(75.0) is None:
             recorder.stop(signal.SIGTERM, timeout=30.0)
     finally:
         for proc in (player, recorder, node):

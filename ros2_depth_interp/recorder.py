@@ -10,9 +10,15 @@ noticeable beyond rclpy's own deserialization, which any real consumer pays too.
 
 It also keeps the node's /diagnostics (the last status and a time series), and optionally the
 first ``--save-max`` dense depth and confidence images (one ``outputs.npz``) and the last cloud as
-a PLY. It stops after ``--expect`` depth images, after ``--idle-exit`` seconds without output (once
-outputs have started), after ``--timeout`` seconds, or on Ctrl-C / SIGTERM, and then writes a JSON
-summary. ``--ready-file`` is created once every output topic has a publisher (the node is up).
+a PLY. ``--ready-file`` is created once every output topic has a publisher (the node is up).
+
+When to stop: the benchmark and the demo create ``--stop-file`` once the replay has published its
+last frame; the recorder then waits until the node has *drained* (a diagnostics message, sent after
+the stop file appeared, in which every input set the node formed is accounted for as an output or
+a counted drop, see ``node_drained``) and no output has come for ``--idle-exit`` seconds. So a slow
+node (seconds per frame) is never cut short and an idle one is not waited for. It also stops after
+``--expect`` depth images, after ``--timeout`` seconds, or on Ctrl-C / SIGTERM; then it writes a
+JSON summary.
 """
 import argparse
 import json
@@ -36,6 +42,28 @@ def latency_summary(values_ms):
     p50, p90, p99 = np.percentile(a, [50, 90, 99])
     return {'n': int(a.size), 'mean': float(a.mean()), 'p50': float(p50), 'p90': float(p90),
             'p99': float(p99), 'max': float(a.max())}
+
+
+def node_drained(values):
+    """True when the node's counters account for every input set it formed.
+
+    Each set the synchronizer emits (``count_input_set``) ends as an output (``count_output``) or a
+    counted drop (``dropped_<reason>``: superseded in the mailbox, a frame error, ...). Drops whose
+    key starts with ``dropped_sync_`` count single messages that never formed a set, so they are
+    left out. Equality (or more) means nothing is waiting in the mailbox or being processed.
+    """
+    try:   # no count_input_set yet: no set formed, nothing to wait for
+        formed = int(values.get('count_input_set', 0))
+        done = int(values.get('count_output', 0))
+    except ValueError:
+        return False
+    for key, value in values.items():
+        if key.startswith('dropped_') and key != 'dropped_total' and not key.startswith('dropped_sync_'):
+            try:
+                done += int(value)
+            except ValueError:
+                pass
+    return done >= formed
 
 
 def _stamp_ns(header):
@@ -118,6 +146,13 @@ class Recorder:
         with self._lock:
             return any(t > ns for t, _ in self.diagnostics)
 
+    def drained_after(self, ns):
+        """The newest diagnostics arrived after ``ns`` (time.time_ns) and shows a drained node."""
+        with self._lock:
+            if not self.diagnostics or self.diagnostics[-1][0] <= ns:
+                return False
+            return node_drained(self.diagnostics[-1][1])
+
     # --- results ----------------------------------------------------------------------------------
     def summary(self, warmup_s=0.0):
         """Counts, rates and latency per output; latency stats skip outputs whose frame was
@@ -186,8 +221,13 @@ def parse_args(argv=None):
                         'would only get best-effort delivery)')
     p.add_argument('--node-name', default='depth_interp', help='diagnostics status names to keep (substring)')
     p.add_argument('--expect', type=int, default=0, help='stop after this many dense_depth images')
-    p.add_argument('--idle-exit', type=float, default=0.0,
-                   help='stop this many seconds after the last output (and after one more diagnostics message)')
+    p.add_argument('--stop-file', default=None,
+                   help='once this file exists, stop when the node has drained (see the module docstring)')
+    p.add_argument('--idle-exit', type=float, default=None,
+                   help='with --stop-file: also wait this many seconds without output (default 0.5); '
+                        'without: stop this many seconds after the last output (default: never)')
+    p.add_argument('--drain-timeout', type=float, default=60.0,
+                   help='stop this many seconds after the stop file even if the node has not drained')
     p.add_argument('--timeout', type=float, default=600.0, help='stop after this many seconds in any case')
     p.add_argument('--warmup', type=float, default=0.0, help='seconds of outputs left out of the latency stats')
     p.add_argument('--save-dir', default=None, help='write outputs.npz (dense depth + confidence) here')
@@ -195,7 +235,10 @@ def parse_args(argv=None):
     p.add_argument('--ply', default=None, help='write the last received cloud here (PLY)')
     p.add_argument('--ready-file', default=None, help='create this file once the node\'s outputs are matched')
     p.add_argument('--summary', default=None, help='write the JSON summary here')
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.idle_exit is None:
+        args.idle_exit = 0.5 if args.stop_file else 0.0
+    return args
 
 
 def main(argv=None):
@@ -209,6 +252,7 @@ def main(argv=None):
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     started = time.monotonic()
     ready_written = False
+    stop_seen = None
     reason = 'timeout'
     try:
         while not stop.is_set():
@@ -223,7 +267,18 @@ def main(argv=None):
                 break
             now = time.time_ns()
             idle = recorder.idle_for(now)
-            if args.idle_exit and idle is not None and idle >= args.idle_exit \
+            if args.stop_file:
+                if stop_seen is None and os.path.exists(args.stop_file):
+                    stop_seen = now
+                if stop_seen is not None:
+                    quiet = idle is None or idle >= args.idle_exit
+                    if quiet and recorder.drained_after(stop_seen):
+                        reason = 'drained'
+                        break
+                    if (now - stop_seen) / 1e9 > args.drain_timeout:
+                        reason = 'drain timeout'
+                        break
+            elif args.idle_exit > 0 and idle is not None and idle >= args.idle_exit \
                     and recorder.diagnostics_after(recorder.last_arrival):
                 reason = 'idle'
                 break

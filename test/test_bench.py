@@ -34,6 +34,11 @@ def test_node_arguments_follow_the_config():
     params = args[2::2]
     assert 'reliable_outputs:=true' in params and 'publish_cloud:=false' in params
     assert 'model_path:=/m.onnx' in params and params[-1] == 'cloud_stride:=2'
+    namespace = bench.run_namespace()
+    assert namespace != bench.run_namespace() and namespace.startswith('/bench_')
+    args = bench.node_arguments(config, '/m.onnx', namespace=namespace)
+    assert args[1:3] == ['-r', '__ns:=' + namespace]
+    assert bench.diagnostics_name('/a_1') == 'a_1/depth_interp:'
 
 
 def test_latency_trend_and_rss_growth():

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from ros2_depth_interp import encodings, replay
-from ros2_depth_interp.bench import _Process, node_command
+from ros2_depth_interp.bench import _Process, diagnostics_name, node_command, run_namespace
 from ros2_depth_interp.geometry import read_ply
-from ros2_depth_interp.recorder import latency_summary
+from ros2_depth_interp.recorder import latency_summary, node_drained
 from ros2_depth_interp.ros_env import isolated_dds_env
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -85,6 +85,16 @@ def test_messages_decode_back_to_the_frame(depth_encoding, image_encoding):
     assert all(messages[k].header.frame_id == 'cam' for k in messages)
 
 
+def test_node_drained_accounts_for_every_set():
+    values = {'count_input_set': '10', 'count_output': '6', 'dropped_superseded': '3',
+              'dropped_sync_no_match_within_slop': '4', 'dropped_total': '7'}
+    assert not node_drained(values)                  # one set still in the mailbox or the worker
+    values['dropped_bad_encoding'] = '1'
+    assert node_drained(values)
+    assert node_drained({})                          # no set formed: nothing to wait for
+    assert not node_drained({'count_input_set': 'x'})
+
+
 def test_latency_summary():
     s = latency_summary([10.0, 20.0, 30.0, 40.0])
     assert s['n'] == 4 and s['p50'] == 25.0 and s['max'] == 40.0 and s['mean'] == 25.0
@@ -119,24 +129,28 @@ def test_replay_node_recorder_end_to_end(tmp_path, tiny_model_path):
     env = isolated_dds_env(log_dir=str(tmp_path / 'log'))
     ready = tmp_path / 'ready'
     n = 6
-    node = _Process(node_command() + ['--ros-args', '-p', 'model_path:=' + tiny_model_path,
+    namespace = run_namespace('test')   # other processes may share the DDS domain
+    node = _Process(node_command() + ['--ros-args', '-r', '__ns:=' + namespace, '-p', 'model_path:=' + tiny_model_path,
                                       '-p', 'providers:=[CPUExecutionProvider]', '-p', 'intra_op_threads:=1',
                                       '-p', 'reliable_outputs:=true', '-p', 'diagnostics_period:=0.2'],
                     env, str(tmp_path / 'node.log'), cwd=REPO)
     recorder = player = None
     try:
         recorder = _Process([sys.executable, '-m', 'ros2_depth_interp.recorder', '--reliable',
-                             '--ready-file', str(ready), '--idle-exit', '1.0', '--timeout', '300',
+                             '--namespace', namespace, '--node-name', diagnostics_name(namespace),
+                             '--ready-file', str(ready), '--stop-file', str(tmp_path / 'done'),
+                             '--timeout', '300',
                              '--save-dir', str(tmp_path / 'saved'), '--save-max', '3',
                              '--ply', str(tmp_path / 'cloud.ply'), '--summary', str(tmp_path / 'rec.json')],
                             env, str(tmp_path / 'recorder.log'), cwd=REPO)
         _wait_for_file(ready, (node, recorder))   # the recorder sees the node's publishers
         # the replay waits for the node's subscriptions itself
         player = _Process([sys.executable, '-m', 'ros2_depth_interp.replay', '--frames-file', frames_path,
-                           '--rate', '5', '--frames', str(n), '--reliable', '--wait-timeout', '180',
+                           '--namespace', namespace, '--rate', '5', '--frames', str(n), '--reliable', '--wait-timeout', '180',
                            '--summary', str(tmp_path / 'replay.json')],
                           env, str(tmp_path / 'replay.log'), cwd=REPO)
         assert player.wait(240) == 0, player.tail() + node.tail()
+        (tmp_path / 'done').touch()
         assert recorder.wait(120) == 0, recorder.tail() + node.tail()
     finally:
         for proc in (player, recorder, node):
@@ -147,7 +161,8 @@ def test_replay_node_recorder_end_to_end(tmp_path, tiny_model_path):
     assert published['published'] == n
     stamps = [s for s, _ in published['frames']]
     assert [i for _, i in published['frames']] == [0, 1, 2, 3, 0, 1]   # looped over the 4 frames
-    assert recorded['stopped_by'] == 'idle'
+    assert recorded['stopped_by'] == 'drained'
+    assert all(namespace + '/' in topic for topic in published['topics'])
     diag = recorded['diagnostics_last']
     assert int(diag['count_input_set']) == n                     # identical stamps: every set formed
     processed = int(diag['count_output'])
