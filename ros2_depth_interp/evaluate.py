@@ -220,7 +220,9 @@ def evaluate(frames, protocols, methods, seed=0, figure_dir=None, figure_frames=
                     bar.update(1)
                 if figure_dir and frame['name'] in figure_frames and label in figure_protocols:
                     path = os.path.join(figure_dir, 'fig_%s_%s.png' % (_safe(frame['name']), _safe(label)))
-                    save_figure1(path, intensity, sparse, mask, outputs, gt, valid, captions=captions,
+                    # The model's panel goes last, beside the ground truth (as in the paper's Figure 1).
+                    ordered = {k: outputs[k] for k in sorted(outputs, key=lambda k: k == MODEL)}
+                    save_figure1(path, intensity, sparse, mask, ordered, gt, valid, captions=captions,
                                  title='%s, %s (%d %% known)' % (frame['name'], label, round(100 * mask.mean())),
                                  units=frame['units'])
                     figures.append(path)

@@ -132,3 +132,33 @@ def test_all_known_is_returned_unchanged():
     full = np.ones((H, W), bool)
     for name, fn in baselines.BASELINES.items():
         assert np.array_equal(fn(depth, full, np.zeros((H, W), np.uint8)), depth), name
+
+
+@pytest.mark.parametrize('seed', [0, 1, 2])
+def test_linear_matches_scipy_linearndinterpolator(seed):
+    from scipy.interpolate import LinearNDInterpolator
+    rng = np.random.default_rng(seed)
+    depth = rng.uniform(1.0, 5.0, (H, W)).astype(np.float32)
+    mask = rng.random((H, W)) < 0.05
+    mask[10:14, :] |= rng.random((4, W)) < 0.5  # a dense band and wide empty areas: thin triangles
+    rows, cols = np.nonzero(mask)
+    ref = LinearNDInterpolator(np.column_stack([rows, cols]).astype(float), depth[rows, cols].astype(float))(
+        *np.mgrid[0:H, 0:W].reshape(2, -1).astype(float)).reshape(H, W)
+    out = linear(np.where(mask, depth, 0), mask)
+    inside = np.isfinite(ref)
+    assert inside.mean() > 0.5
+    assert np.allclose(out[inside], ref[inside], atol=1e-5)
+    assert np.array_equal(out[~inside], nearest(np.where(mask, depth, 0), mask)[~inside])
+
+
+def test_linear_rasterizer_chunks_agree():
+    from scipy.spatial import Delaunay
+    rng = np.random.default_rng(5)
+    mask = _samples(0.1, seed=5)
+    points = np.column_stack(np.nonzero(mask))
+    values = rng.uniform(1.0, 2.0, len(points))
+    simplices = Delaunay(points.astype(float)).simplices
+    whole = baselines._rasterize_triangles(points, simplices, values, (H, W))
+    small = baselines._rasterize_triangles(points, simplices, values, (H, W), chunk=7)
+    assert np.isfinite(whole).all()  # the corners are known: the hull covers the image
+    assert np.allclose(whole, small, atol=1e-12)
