@@ -263,6 +263,14 @@ class Bench:
             return values if values is not None and predicate(values) else None
         return wait_until(check, timeout, what, process)
 
+    def fresh_values(self, node_name, process=None):
+        """Diagnostics values that count at least every output this bench has received (so a
+        baseline read from them is not older than the last frame)."""
+        with self._lock:
+            seen = len(self.received['dense_depth'])
+        return self.wait_counter(node_name, lambda v: counter(v, 'count_output') >= seen,
+                                 'diagnostics counting %d outputs' % seen, process)
+
     def close(self):
         self.executor.shutdown()
         self.node.destroy_node()

@@ -51,7 +51,7 @@ def good_set():
 def expect_counted(running, key, depth, image, mask, **kwargs):
     """Publish one set and wait until diagnostics show ``key`` one higher than before."""
     node, bench = running
-    before = counter(bench.latest_values(NAME), key)
+    before = counter(bench.fresh_values(NAME, node), key)
     bench.publish_set(depth, image, mask, **kwargs)
     bench.wait_counter(NAME, lambda v: counter(v, key) > before, '%s to be counted' % key, process=node)
     # the report that first counts a drop is a warning naming it
@@ -121,7 +121,7 @@ def test_nan_and_inf_are_unknown_and_outputs_stay_finite(running):
     noisy[2, :] = -np.inf
     full_mask = np.full((H, W), 255, np.uint8)          # the mask claims the NaN rows are known
     noisy[3:, :] = np.where(mask[0][3:, :] > 0, 2.0, np.nan)
-    before = counter(bench.latest_values(NAME), 'count_frames_with_nonfinite_depth')
+    before = counter(bench.fresh_values(NAME, node), 'count_frames_with_nonfinite_depth')
     stamp = bench.publish_set((noisy, '32FC1'), image, (full_mask, 'mono8'))
     out = bench.wait_outputs(stamp, roles=('dense_depth', 'dense_confidence'), process=node)
     dense = decode(out['dense_depth'])
@@ -136,7 +136,7 @@ def test_nan_and_inf_are_unknown_and_outputs_stay_finite(running):
 def test_zero_or_negative_focal_length_in_camera_info(running):
     node, bench = running
     for k in (k_matrix(0.0, FY, CX, CY), k_matrix(FX, -FY, CX, CY), [0.0] * 9):
-        before = counter(bench.latest_values(NAME), 'dropped_bad_camera_info')
+        before = counter(bench.fresh_values(NAME, node), 'dropped_bad_camera_info')
         bench.publish_camera_info(k, W, H)
         bench.wait_counter(NAME, lambda v: counter(v, 'dropped_bad_camera_info') > before,
                            'the bad camera_info to be counted', process=node)
@@ -146,7 +146,7 @@ def test_zero_or_negative_focal_length_in_camera_info(running):
 def test_stamps_far_apart_never_pair(running):
     node, bench = running
     depth, image, mask = good_set()
-    values = bench.latest_values(NAME)
+    values = bench.fresh_values(NAME, node)
     outputs_before = counter(values, 'count_output')
     sync_before = sum(int(v) for k, v in values.items() if k.startswith('dropped_sync_'))
     t = bench.next_stamp()
@@ -162,7 +162,7 @@ def test_time_jump_back_resets_the_synchronizer(running):
     depth, image, mask = good_set()
     stamp = bench.publish_set(depth, image, mask)
     bench.wait_outputs(stamp, roles=('dense_depth',), process=node)
-    before = counter(bench.latest_values(NAME), 'count_time_jumps')
+    before = counter(bench.fresh_values(NAME, node), 'count_time_jumps')
     earlier = bench.next_stamp() - 100 * 10**9                        # a bag starting over
     stamp = bench.publish_set(depth, image, mask, stamp_ns=earlier)
     out = bench.wait_outputs(stamp, roles=('dense_depth',), process=node)
