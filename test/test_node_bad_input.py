@@ -14,14 +14,16 @@ from sensor_msgs.msg import Image
 
 from ros2_depth_interp.ros_msgs import cloud_msg_to_array, make_image
 
-from node_helpers import (Bench, NodeProcess, counter, decode, k_matrix, plane_frame, run_node_to_exit,
+from node_helpers import (RUN_NS, Bench, NodeProcess, counter, decode, k_matrix, plane_frame, run_node_to_exit,
                           tiny_model)
 
 H, W = 48, 64
 FX, FY, CX, CY = 60.0, 60.0, 31.5, 23.5
-NAME = '/depth_interp'
-TOPICS = {'depth': '/semi_dense_depth', 'image': '/image', 'mask': '/mask', 'camera_info': '/camera_info',
-          'dense_depth': '/dense_depth', 'dense_confidence': '/dense_confidence', 'points': '/points'}
+NS = RUN_NS + '/bad'                   # RUN_NS: this test process' own namespace
+NAME = NS + '/depth_interp'
+TOPICS = {role: NS + '/' + topic for role, topic in (
+    ('depth', 'semi_dense_depth'), ('image', 'image'), ('mask', 'mask'), ('camera_info', 'camera_info'),
+    ('dense_depth', 'dense_depth'), ('dense_confidence', 'dense_confidence'), ('points', 'points'))}
 
 
 @pytest.fixture(scope='module')
@@ -31,7 +33,7 @@ def model(tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def running(model):
-    node = NodeProcess(['-p', 'model_path:=' + model, '-p', 'providers:=[CPUExecutionProvider]',
+    node = NodeProcess(['-r', '__ns:=' + NS, '-p', 'model_path:=' + model, '-p', 'providers:=[CPUExecutionProvider]',
                         '-p', 'intra_op_threads:=1', '-p', 'diagnostics_period:=0.2',
                         '-p', 'log_throttle_sec:=600.0'])
     bench = Bench('bad_input_bench', TOPICS)

@@ -23,20 +23,24 @@ from sensor_msgs.msg import PointField
 
 from ros2_depth_interp.ros_msgs import cloud_msg_to_array
 
-from node_helpers import (REPO, Bench, NodeProcess, counter, decode, k_matrix, plane_frame,
+from node_helpers import (REPO, RUN_NS, Bench, NodeProcess, counter, decode, k_matrix, plane_frame,
                           tiny_model, wait_until)
 
 H, W = 48, 64
 FX, FY, CX, CY = 50.0, 55.0, 31.5, 23.5
+MASKED_NS = RUN_NS + '/itest'          # RUN_NS: this test process' own namespace
+MASKED_NODE = MASKED_NS + '/depth_interp'
 MASKED_TOPICS = {
-    'depth': '/slam/semi_dense', 'image': '/cam/image_raw', 'mask': '/slam/mask',
-    'camera_info': '/cam/camera_info', 'dense_depth': '/out/depth',
-    'dense_confidence': '/itest/dense_confidence', 'points': '/itest/points',
+    'depth': RUN_NS + '/slam/semi_dense', 'image': RUN_NS + '/cam/image_raw', 'mask': RUN_NS + '/slam/mask',
+    'camera_info': RUN_NS + '/cam/camera_info', 'dense_depth': RUN_NS + '/out/depth',
+    'dense_confidence': MASKED_NS + '/dense_confidence', 'points': MASKED_NS + '/points',
 }
+ROBOT_NS = RUN_NS + '/robot'
+ROBOT_NODE = ROBOT_NS + '/depth_interp'
 ROBOT_TOPICS = {
-    'depth': '/robot/semi_dense_depth', 'image': '/robot/image', 'mask': None,
-    'camera_info': '/robot/camera_info', 'dense_depth': '/robot/dense_depth',
-    'dense_confidence': '/robot/dense_confidence', 'points': '/robot/points',
+    'depth': ROBOT_NS + '/semi_dense_depth', 'image': ROBOT_NS + '/image', 'mask': None,
+    'camera_info': ROBOT_NS + '/camera_info', 'dense_depth': ROBOT_NS + '/dense_depth',
+    'dense_confidence': ROBOT_NS + '/dense_confidence', 'points': ROBOT_NS + '/points',
 }
 
 
@@ -48,7 +52,7 @@ def model(tmp_path_factory):
 @pytest.fixture(scope='module')
 def masked(model):
     node = NodeProcess([
-        '-r', '__ns:=/itest',
+        '-r', '__ns:=' + MASKED_NS,
         '-r', 'semi_dense_depth:=' + MASKED_TOPICS['depth'],
         '-r', 'image:=' + MASKED_TOPICS['image'],
         '-r', 'mask:=' + MASKED_TOPICS['mask'],
@@ -63,7 +67,7 @@ def masked(model):
     ])
     bench = Bench('itest_masked_bench', MASKED_TOPICS, reliable_outputs=True)
     try:
-        bench.wait_for_matching('/itest/depth_interp', process=node)
+        bench.wait_for_matching(MASKED_NODE, process=node)
         bench.publish_camera_info(k_matrix(FX, FY, CX, CY), W, H, frame_id='cam_optical')
         yield node, bench
     finally:
@@ -75,7 +79,7 @@ def masked(model):
 def robot(model):
     node = NodeProcess([
         '--params-file', os.path.join(REPO, 'config', 'robot.yaml'),
-        '-r', '__ns:=/robot',
+        '-r', '__ns:=' + ROBOT_NS,
         '-p', 'model_path:=' + model,
         '-p', 'providers:=[CPUExecutionProvider]',
         '-p', 'intra_op_threads:=1',
@@ -85,7 +89,7 @@ def robot(model):
     ])
     bench = Bench('itest_robot_bench', ROBOT_TOPICS, reliable_outputs=True)
     try:
-        bench.wait_for_matching('/robot/depth_interp', process=node)
+        bench.wait_for_matching(ROBOT_NODE, process=node)
         yield node, bench
     finally:
         bench.close()
@@ -262,7 +266,7 @@ def test_a_burst_is_never_queued_the_newest_set_always_comes_out(masked):
     QoS (keep last 5) the oldest messages of a burst may already be replaced in the DDS reader
     before the node takes them, so only the invariant is checked, not the numbers."""
     node, bench = masked
-    fqn = '/itest/depth_interp'
+    fqn = MASKED_NODE
 
     def settled(values):
         """Fresh (counts every output this test process has seen) and idle: with no frame errors
@@ -290,10 +294,10 @@ def test_inputs_are_on_the_remapped_names_only(masked):
     graph = bench.node
     for role in ('depth', 'image', 'mask', 'camera_info'):
         assert graph.count_subscribers(MASKED_TOPICS[role]) >= 1, role
-    for default in ('/itest/semi_dense_depth', '/itest/image', '/itest/mask', '/itest/camera_info'):
-        assert graph.count_subscribers(default) == 0, default
-    assert graph.count_publishers('/out/depth') == 1
-    assert graph.count_publishers('/itest/dense_depth') == 0
+    for default in ('semi_dense_depth', 'image', 'mask', 'camera_info'):
+        assert graph.count_subscribers(MASKED_NS + '/' + default) == 0, default
+    assert graph.count_publishers(MASKED_TOPICS['dense_depth']) == 1
+    assert graph.count_publishers(MASKED_NS + '/dense_depth') == 0
 
 
 def set_parameters(bench, node_fqn, process, **values):
@@ -320,7 +324,7 @@ def set_parameters(bench, node_fqn, process, **values):
 
 def test_runtime_parameter_changes_are_validated_and_applied(masked):
     node, bench = masked
-    fqn = '/itest/depth_interp'
+    fqn = MASKED_NODE
     sparse, mask, intensity = plane_frame(H, W, depth_m=2.0, density=0.1, seed=5)
 
     rejected = set_parameters(bench, fqn, node, cloud_stride=0)
@@ -354,7 +358,7 @@ def test_diagnostics_report_rates_latency_drops_and_provider(masked, model):
     for _ in range(3):
         stamp = bench.publish_set((sparse, '32FC1'), (intensity, 'mono8'), (mask, 'mono8'))
         bench.wait_outputs(stamp, process=node)
-    values = bench.wait_counter('/itest/depth_interp', lambda v: counter(v, 'count_output') >= 3,
+    values = bench.wait_counter(MASKED_NODE, lambda v: counter(v, 'count_output') >= 3,
                                 'diagnostics counting 3 outputs', process=node)
     assert values['execution_provider'] == 'CPUExecutionProvider'
     assert values['model_path'] == model
@@ -371,7 +375,7 @@ def test_diagnostics_report_rates_latency_drops_and_provider(masked, model):
     assert 0.05 < density < 0.2
     assert counter(values, 'count_input_set') >= counter(values, 'count_output') >= 3
     assert 'dropped_total' in values
-    status = bench.latest_status('/itest/depth_interp')
+    status = bench.latest_status(MASKED_NODE)
     assert status.hardware_id == 'CPUExecutionProvider'
 
 
@@ -379,9 +383,9 @@ def test_diagnostics_report_rates_latency_drops_and_provider(masked, model):
 
 def test_robot_config_no_mask_subscription_and_reliable_outputs(robot):
     node, bench = robot
-    assert bench.node.count_subscribers('/robot/mask') == 0
-    assert bench.node.count_subscribers('/robot/semi_dense_depth') == 1
-    values = bench.latest_values('/robot/depth_interp')
+    assert bench.node.count_subscribers(ROBOT_NS + '/mask') == 0
+    assert bench.node.count_subscribers(ROBOT_NS + '/semi_dense_depth') == 1
+    values = bench.latest_values(ROBOT_NODE)
     assert values['use_mask'] == 'false' and values['input_inverse_depth'] == 'true'
     assert 'rate_mask_hz' not in values
     assert values['intrinsics'] == 'parameters'
