@@ -173,8 +173,10 @@ def evaluate(frames, protocols, methods, seed=0, figure_dir=None, figure_frames=
 
     ``methods``: ordered mapping name -> fn(depth, mask, intensity). ``results[label][frame][method]``
     is ``dict(all=metrics, unknown=metrics, time_s=seconds, time_min_s=seconds)`` or
-    ``dict(error=message)``. Each method runs ``repeat`` times per input: ``time_s`` is the median,
-    ``time_min_s`` the fastest call (on a shared machine the minimum is the least disturbed).
+    ``dict(error=message)``. Each method runs ``repeat`` times per input: ``time_s`` is the median
+    wall time, ``time_min_s`` the fastest call (on a shared machine the minimum is the least
+    disturbed), ``cpu_s`` the median CPU time of this process (all its threads: above the wall time
+    for multi-threaded methods, and much less sensitive to other processes than wall time).
     Figures are written for the frames in ``figure_frames`` under the protocols in
     ``figure_protocols`` when ``figure_dir`` is given; their paths are returned.
     """
@@ -203,14 +205,16 @@ def evaluate(frames, protocols, methods, seed=0, figure_dir=None, figure_frames=
                 for name, fn in methods.items():
                     bar.set_description('%s %s %s' % (label, frame['name'], name))
                     try:
-                        times = []
+                        times, cpu = [], []
                         for _ in range(max(1, int(repeat))):
-                            t0 = time.perf_counter()
+                            c0, t0 = time.process_time(), time.perf_counter()
                             out = fn(sparse, mask, intensity)
                             times.append(time.perf_counter() - t0)
+                            cpu.append(time.process_time() - c0)
                         row[name] = dict(all=_metrics.compute_metrics(out, gt, valid, frame['peak']),
                                          unknown=_metrics.compute_metrics(out, gt, unknown, frame['peak']),
                                          time_s=float(np.median(times)), time_min_s=float(min(times)),
+                                         cpu_s=float(np.median(cpu)),
                                          known_fraction=float(mask.mean()))
                         outputs[name] = out
                         captions[name] = '%.2f dB' % row[name]['all']['psnr']
@@ -248,6 +252,7 @@ def summarize(results, methods):
                                         unknown=_metrics.mean_metrics(r['unknown'] for r in rows),
                                         time_s=float(np.mean([r['time_s'] for r in rows])),
                                         time_min_s=float(np.mean([r.get('time_min_s', r['time_s']) for r in rows])),
+                                        cpu_s=float(np.mean([r.get('cpu_s', math.nan) for r in rows])),
                                         frames=len(rows))
     return summary
 
@@ -312,6 +317,8 @@ def markdown_report(report):
         lines.append('| **mean** | %s |' % ' | '.join(_cell(summary.get(m)) for m in methods))
         lines.append('| time (s/frame) | %s |' % ' | '.join(
             '%.3f' % summary[m]['time_s'] if m in summary else '—' for m in methods))
+        lines.append('| CPU time (s/frame) | %s |' % ' | '.join(
+            '%.3f' % summary[m]['cpu_s'] if m in summary else '—' for m in methods))
     if report.get('figures'):
         lines += ['', '## Figures', '']
         lines += ['- `%s`' % os.path.basename(p) for p in report['figures']]

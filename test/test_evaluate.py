@@ -97,6 +97,7 @@ def test_figures_for_default_protocols(data, tmp_path):
     assert report['meta']['repeat'] == 2 and '(median of 2)' in md
     row = report['results']['uniform@0.10']['SceneB']['linear']
     assert 0 < row['time_min_s'] <= row['time_s']
+    assert row['cpu_s'] >= 0 and '| CPU time (s/frame) |' in md
     assert report['figures'] == ['fig_SceneB_uniform_0.10.png', 'fig_SceneB_gradient_0.10.png']
     img = cv2.imread(os.path.join(out, report['figures'][0]))
     assert img is not None and img.shape[0] > 100 and img.shape[1] > 300
