@@ -147,14 +147,21 @@ def main(argv=None):
     parser.add_argument('--out', default='models/depth_interp.onnx', help='ONNX file to write')
     parser.add_argument('--opset', type=int, default=17)
     parser.add_argument('--fp16', action='store_true', help='also write <name>_fp16.onnx (for GPUs)')
+    parser.add_argument('--prefill-iterations', help='override the guided pre-fill sweeps per level, e.g. '
+                        '30,60,100,100,100,100 for a slower, more accurate graph with the same weights')
     args = parser.parse_args(argv)
     if args.opset < 17:
         parser.error('--opset must be 17 or newer')
     blob = torch.load(args.checkpoint, map_location='cpu', weights_only=False)
-    model = build_model(blob['config'])
+    config = dict(blob['config'])
+    if args.prefill_iterations:
+        config['prefill_iterations'] = [int(v) for v in args.prefill_iterations.split(',')]
+    model = build_model(config)
     model.load_state_dict(blob['model'])
     model.eval()
-    training = blob.get('training', {})
+    training = dict(blob.get('training', {}))
+    if args.prefill_iterations:
+        training['prefill_iterations_at_export'] = config['prefill_iterations']
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     sample = _real_sample()
     report = export_onnx(model, args.out, args.opset, training=training, sample=sample)
