@@ -372,12 +372,18 @@ def latency_trend(series, warmup_s):
 
 
 def rss_growth(samples, t_start, warmup_s):
-    """% growth of RSS from the end of warm-up to the largest value after it (None if too short)."""
-    after = [(t, rss) for t, _, rss in samples if t >= t_start + warmup_s]
-    if len(after) < 3:
-        return None
-    base = after[0][1]
-    return 100.0 * (max(r for _, r in after) - base) / base
+    """(growth %, spike %) of the node's RSS after warm-up; (None, None) with too few samples.
+
+    growth: median of the last fifth of the samples against the median of the first fifth after
+    warm-up (a leak shows here; per-frame allocations that come and go do not). spike: the largest
+    sample against that same baseline.
+    """
+    after = np.array([rss for t, _, rss in samples if t >= t_start + warmup_s], dtype=np.float64)
+    if after.size < 5:
+        return None, None
+    fifth = max(1, after.size // 5)
+    base = float(np.median(after[:fifth]))
+    return 100.0 * (float(np.median(after[-fifth:])) - base) / base, 100.0 * (float(after.max()) - base) / base
 
 
 def analyse(config, replay_summary, recorded, sampler, warmup_s):
@@ -392,12 +398,17 @@ def analyse(config, replay_summary, recorded, sampler, warmup_s):
                   'mean': _f(diag, 'latency_%s_ms_mean' % s)} for s in STAGES}
     depth_lat = outputs['dense_depth']['latency_ms']
     points_lat = outputs['points']['latency_ms']
-    e2e = points_lat if config.cloud and points_lat['n'] else depth_lat
+    # the cloud is the last output of a frame: with the cloud on, latency means "points arrived",
+    # unless most clouds were lost in transport (then the depth stands in and the report says so)
+    points_received = outputs['points']['count']
+    use_points = config.cloud and points_received > 0 and 2 * points_received >= outputs['dense_depth']['count']
+    e2e = points_lat if use_points else depth_lat
     infer_p50 = stages['infer']['p50']
     slope, first_half, second_half = latency_trend(
-        outputs['points' if config.cloud and points_lat['n'] else 'dense_depth']['series'], warmup_s)
+        outputs['points' if use_points else 'dense_depth']['series'], warmup_s)
     t0, t1 = replay_summary['start_wall'], replay_summary['end_wall']
     rss_samples = [(t, c, r) for t, c, r in sampler.samples]
+    growth, spike = rss_growth(rss_samples, t0, max(warmup_s, 0.2 * (t1 - t0)))
     return {
         'published': published,
         'replay_rate_hz': replay_summary['rate_actual_hz'],
@@ -413,16 +424,20 @@ def analyse(config, replay_summary, recorded, sampler, warmup_s):
         'latency_dense_depth_ms': depth_lat,
         'latency_points_ms': points_lat,
         'stages_ms': stages,
+        'latency_basis': 'points' if use_points else 'dense_depth',
         'overhead_p50_ms': e2e['p50'] - infer_p50,
+        'overhead_depth_p50_ms': depth_lat['p50'] - infer_p50,
+        'overhead_points_p50_ms': points_lat['p50'] - infer_p50,
         'outside_node_p50_ms': e2e['p50'] - stages['total']['p50'],
         'p99_over_p50': e2e['p99'] / e2e['p50'] if e2e['p50'] and e2e['p50'] == e2e['p50'] else float('nan'),
         'latency_slope_ms_per_min': slope,
         'latency_p50_first_half_ms': first_half,
         'latency_p50_second_half_ms': second_half,
         'node_cpu_percent': sampler.cpu_percent_between(t0, t1 + 0.5),
-        'rss_growth_percent': rss_growth(rss_samples, t0, max(warmup_s, 0.2 * (t1 - t0))),
+        'rss_growth_percent': growth,
+        'rss_spike_percent': spike,
         'execution_provider': diag.get('execution_provider'),
-        'series': {'latency': outputs['points' if config.cloud and points_lat['n'] else 'dense_depth']['series'],
+        'series': {'latency': outputs['points' if use_points else 'dense_depth']['series'],
                    'rss': [[round(t - t0, 2), r] for t, _, r in rss_samples]},
     }
 
@@ -436,7 +451,7 @@ def _ms(v):
 def markdown_table(rows):
     head = ('| config | in Hz | out Hz | published / processed / dropped (reasons) / lost | '
             'dense_depth p50/p90/p99 ms | points p50/p90/p99 ms | convert / normalize / infer / cloud / publish / total p50 ms | '
-            'overhead p50 ms | node CPU % | peak RSS MB |')
+            'overhead p50 ms (depth / points) | node CPU % | peak RSS MB |')
     lines = [head, '|' + '---|' * 10]
     for r in rows:
         c = r['config']
@@ -453,7 +468,8 @@ def markdown_table(rows):
             sum(r['dropped'].values()), reasons, lost,
             _ms(d['p50']), _ms(d['p90']), _ms(d['p99']),
             ('%s / %s / %s' % (_ms(p['p50']), _ms(p['p90']), _ms(p['p99']))) if c['cloud'] else 'off',
-            ' / '.join(_ms(s[k]['p50']) for k in STAGES), _ms(r['overhead_p50_ms']),
+            ' / '.join(_ms(s[k]['p50']) for k in STAGES),
+            _ms(r['overhead_depth_p50_ms']) + (' / ' + _ms(r['overhead_points_p50_ms']) if c['cloud'] else ''),
             r['node_cpu_percent'], r['peak_rss_bytes'] / 2 ** 20))
     return '\n'.join(lines) + '\n'
 
@@ -469,9 +485,15 @@ def target_checks(rows, soak=False):
         label = '%dx%d %s' % (size[0], size[1], c['name'])
         target = OVERHEAD_TARGET_MS.get(size)
         if target and c['cloud'] and c['shm_profile'] and not c['reliable']:
-            ok = r['overhead_p50_ms'] <= target
-            lines.append('- %s: overhead p50 %.1f ms (target <= %.0f ms): %s' % (
-                label, r['overhead_p50_ms'], target, 'met' if ok else 'NOT met'))
+            if r['latency_basis'] != 'points':
+                lines.append('- %s: overhead with the cloud not measurable: %d of %d clouds arrived '
+                             '(lost in transport); dense_depth overhead p50 %s ms (target <= %.0f ms)' % (
+                                 label, r['received']['points'], r['node_outputs'],
+                                 _ms(r['overhead_depth_p50_ms']), target))
+            else:
+                ok = r['overhead_p50_ms'] <= target
+                lines.append('- %s: overhead (points) p50 %.1f ms (target <= %.0f ms): %s' % (
+                    label, r['overhead_p50_ms'], target, 'met' if ok else 'NOT met'))
         if size == (640, 480) and c['name'] == 'base':
             lost = r['lost_inputs'] + max(r['lost_outputs'].values() or [0])
             lines.append('- %s: %d published, %d processed, %d dropped with a reason, %d lost in transport; '
@@ -483,8 +505,10 @@ def target_checks(rows, soak=False):
                              r['latency_p50_second_half_ms']))
         if soak and r.get('rss_growth_percent') is not None:
             g = r['rss_growth_percent']
-            lines.append('- %s: RSS growth after warm-up %.1f %% (target <= %.0f %%): %s' % (
-                label, g, RSS_GROWTH_MAX_PCT, 'met' if g <= RSS_GROWTH_MAX_PCT else 'NOT met'))
+            lines.append('- %s: RSS growth after warm-up %.1f %% (median of the last fifth against the first '
+                         'fifth; largest sample +%.1f %%) (target <= %.0f %%): %s' % (
+                             label, g, r['rss_spike_percent'], RSS_GROWTH_MAX_PCT,
+                             'met' if g <= RSS_GROWTH_MAX_PCT else 'NOT met'))
     return lines
 
 

@@ -50,8 +50,11 @@ def test_latency_trend_and_rss_growth():
     assert bench.latency_trend(flat, 1.0)[0] == pytest.approx(0.0, abs=1e-9)
     assert math.isnan(bench.latency_trend(rising[:3], 0.0)[0])
     samples = [(100.0 + s, 0.0, 1000 + (50 if s > 30 else 0)) for s in range(60)]
-    assert bench.rss_growth(samples, 100.0, 10.0) == pytest.approx(5.0)
-    assert bench.rss_growth(samples[:2], 100.0, 10.0) is None
+    assert bench.rss_growth(samples, 100.0, 10.0) == (pytest.approx(5.0), pytest.approx(5.0))
+    spiky = [(100.0 + s, 0.0, 1000 + (80 if s % 10 == 0 else 0)) for s in range(1, 61)]
+    growth, spike = bench.rss_growth(spiky, 100.0, 0.0)
+    assert growth == 0.0 and spike == pytest.approx(8.0)   # transient allocations are no leak
+    assert bench.rss_growth(samples[:2], 100.0, 10.0) == (None, None)
 
 
 def test_finite_makes_strict_json():
@@ -94,6 +97,8 @@ def test_short_run_writes_json_markdown_and_plots(tmp_path, tiny_model_path):
     for stage in bench.STAGES:
         assert row['stages_ms'][stage]['p50'] is not None
     assert row['overhead_p50_ms'] is not None and row['peak_rss_bytes'] > 10 * 2 ** 20
+    assert row['latency_basis'] == 'points'   # cloud on, clouds arrive
+    assert row['overhead_p50_ms'] == row['overhead_points_p50_ms']
     assert row['execution_provider'] == 'CPUExecutionProvider'
     assert len(row['series']['latency']) == row['received']['points']
     table = (out / 'bench.md').read_text()
