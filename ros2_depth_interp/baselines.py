@@ -16,9 +16,9 @@ Every method has the interface of ``DepthInterpolator.interpolate``::
   float32 depth itself (OpenCV >= 4 accepts 32-bit float single-channel images, so no uint16
   quantization is needed; the Telea option runs on a uint16 rescaling, see ``inpaint``), radius
   ``INPAINT_RADIUS`` = 2 pixels. Of Telea/NS x radius 1, 2, 3, 5 on the Middlebury 2005 scenes
-  (uniform, gradient and LSD-like 10 % masks) radius 2 was best, or within 0.15 dB of it, for both; NS and Telea were within
-  0.4 dB of each other (Telea ahead on uniform masks, NS on gradient ones), and NS is kept because it
-  needs no quantization. Numbers in docs/evaluation.md.
+  (uniform, gradient and LSD-like 10 % masks) radius 2 was best, or within 0.15 dB of it, for
+  both; NS and Telea were within 0.4 dB of each other (Telea ahead on uniform masks, NS on gradient
+  ones), and NS is kept because it needs no quantization. Numbers in docs/evaluation.md.
 - ``colorization``: Levin, Lischinski & Weiss (2004) "Colorization using optimization" applied to
   depth, as in the NYU Depth v2 toolbox's ``fill_depth_colorization``: each pixel is asked to equal
   an intensity-weighted average of its 3x3 neighbours, known pixels are tied to their value, and

@@ -292,9 +292,9 @@ def markdown_report(report):
     lines.append('- data: %s (%s), frames: %s' % (meta['data_kind'], meta['data'], ', '.join(meta['frames'])))
     lines.append('- metrics on all pixels with valid ground truth; PSNR peak %s (%s); RMSE in %s'
                  % ('%.4g' % meta['psnr_peak'] if meta['psnr_peak'] else '—', meta['psnr_peak_note'], units))
-    lines.append('- masks: seed %d, the same pixels for every method; time = wall seconds per frame (median of %d) on %s,'
-                 ' 1-min load average before/after %s' % (meta['seed'], meta['repeat'], meta['host'],
-                                                          '/'.join(str(v) for v in meta['load_average']) or '?'))
+    lines.append('- masks: seed %d, the same pixels for every method' % meta['seed'])
+    lines.append('- time: wall seconds per frame (median of %d) on %s, 1-min load average before/after %s'
+                 % (meta['repeat'], meta['host'], '/'.join(str(v) for v in meta['load_average']) or '?'))
     model = meta['model']
     if MODEL in meta['requested_methods']:
         if model.get('used'):
@@ -422,14 +422,17 @@ def main(argv=None):
                                 figure_frames=figure_frames, figure_protocols=figure_protocols,
                                 progress=not args.no_progress, repeat=args.repeat)
     methods = list(funcs)
-    peak = frames[0]['peak']
+    if args.data_kind == 'middlebury':
+        peak_note = ('255 in the 8-bit files\' units = 255 / k px at 1/k size; '
+                     'PSNR = 10 log10(1 / MSE) of disparity / peak')
+    else:
+        peak_note = '65535 / 5000 m, the 16-bit file full scale'
     report = dict(
         meta=dict(
-            data_kind=args.data_kind, data=os.path.abspath(data), size=args.size if args.data_kind == 'middlebury' else None,
+            data_kind=args.data_kind, data=os.path.abspath(data),
+            size=args.size if args.data_kind == 'middlebury' else None,
             frames=names, protocols=labels, methods=methods, requested_methods=requested, seed=args.seed,
-            units=frames[0]['units'], psnr_peak=peak,
-            psnr_peak_note=('255 in the 8-bit file units = 255 / k px at 1/k size; PSNR = 10 log10(1 / MSE) of disparity / peak'
-                            if args.data_kind == 'middlebury' else '65535 / 5000 m, the 16-bit file full scale'),
+            units=frames[0]['units'], psnr_peak=frames[0]['peak'], psnr_peak_note=peak_note,
             model=model_info, host=_host(), repeat=args.repeat, load_average=load_before + _load_average(),
             date=datetime.datetime.now().isoformat(timespec='seconds'),
             metric_definitions='see ros2_depth_interp/metrics.py; "all" = every pixel with valid ground truth, '
