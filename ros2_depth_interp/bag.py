@@ -48,8 +48,7 @@ import numpy as np
 
 from . import encodings, lsd_slam, params
 from .geometry import POINT_FIELDS, POINT_STEP
-from .pipeline import (BAD_ENCODING, EMPTY_DEPTH, FrameError, FrameProcessor, PipelineConfig,
-                       fallback_intrinsics, intrinsics_for_size)
+from .pipeline import FrameError, FrameProcessor, PipelineConfig, fallback_intrinsics, intrinsics_for_size
 
 __all__ = ['BagJob', 'BagSummary', 'StreamStats', 'BagConfigError', 'BagReadError',
            'output_topic', 'load_params', 'process_bag', 'main',
@@ -591,19 +590,7 @@ class _BagRun:
         image_msg = message_set[IMAGE][0]
         mask_msg = message_set[MASK][0] if self.use_mask else None
         try:
-            if depth_msg.height == 0 or depth_msg.width == 0 or len(depth_msg.data) == 0:
-                raise FrameError(EMPTY_DEPTH, 'depth image is empty (%dx%d, %d bytes)'
-                                 % (depth_msg.width, depth_msg.height, len(depth_msg.data)))
-            try:
-                depth = encodings.msg_to_array(depth_msg)
-                image = encodings.msg_to_array(image_msg)
-                mask = encodings.msg_to_array(mask_msg) if mask_msg is not None else None
-            except (encodings.EncodingError, ValueError) as exc:
-                raise FrameError(BAD_ENCODING, str(exc)) from None
-            intrinsics = self.intrinsics(depth.shape[1], depth.shape[0]) if depth.ndim >= 2 else None
-            result = self.frame_processor.process(
-                depth, depth_msg.encoding, image, image_msg.encoding, mask, intrinsics,
-                mask_encoding=mask_msg.encoding if mask_msg is not None else 'mono8')
+            result = self.frame_processor.process_messages(depth_msg, image_msg, mask_msg, self.intrinsics)
         except FrameError as exc:
             stats.dropped[exc.reason_key] += 1
             self.reporter.warn('frame_' + exc.reason_key, 'dropped frame (stamp %s) [%s]: %s'

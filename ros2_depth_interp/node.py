@@ -33,9 +33,8 @@ from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityP
                        qos_profile_sensor_data)
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
-from . import encodings, params
-from .pipeline import (BAD_ENCODING, EMPTY_DEPTH, FrameError, FrameProcessor, PipelineConfig,
-                       fallback_intrinsics, intrinsics_for_size)
+from . import params
+from .pipeline import FrameError, FrameProcessor, PipelineConfig, fallback_intrinsics, intrinsics_for_size
 from .resources import default_model_path
 from .ros_msgs import MessageCache
 from .stats import NodeStats
@@ -329,20 +328,7 @@ class DepthInterpNode(Node):
         depth_msg, image_msg = message_set[DEPTH], message_set[IMAGE]
         mask_msg = message_set[MASK] if self._use_mask else None
         try:
-            if depth_msg.height == 0 or depth_msg.width == 0 or len(depth_msg.data) == 0:
-                raise FrameError(EMPTY_DEPTH, 'depth image is empty (%dx%d, %d bytes)'
-                                 % (depth_msg.width, depth_msg.height, len(depth_msg.data)))
-            try:
-                depth = encodings.msg_to_array(depth_msg)
-                image = encodings.msg_to_array(image_msg)
-                mask = encodings.msg_to_array(mask_msg) if mask_msg is not None else None
-            except (encodings.EncodingError, ValueError) as exc:
-                raise FrameError(BAD_ENCODING, str(exc)) from None
-            t_decode = time.perf_counter() - t_start
-            intrinsics = self._intrinsics(depth.shape[1], depth.shape[0]) if depth.ndim >= 2 else None
-            result = self.processor.process(
-                depth, depth_msg.encoding, image, image_msg.encoding, mask, intrinsics,
-                mask_encoding=mask_msg.encoding if mask_msg is not None else 'mono8')
+            result = self.processor.process_messages(depth_msg, image_msg, mask_msg, self._intrinsics)
         except FrameError as exc:
             self.stats.drop(exc.reason_key)
             self._warn(exc.reason_key, 'dropped frame (stamp %s) [%s]: %s'
@@ -363,7 +349,6 @@ class DepthInterpNode(Node):
                        % self.resolve_topic_name('camera_info'))
         now = time.perf_counter()
         timings = dict(result.timings)
-        timings['convert'] += t_decode
         timings['publish'] = now - t_publish
         timings['total'] = now - t_start
         self.stats.add_timings(timings)

@@ -218,6 +218,30 @@ class FrameProcessor:
                            nonfinite_pixels=nonfinite, cloud_skipped=skipped, known=known)
 
 
+    def process_messages(self, depth_msg, image_msg, mask_msg, intrinsics_for):
+        """The same from Image messages (rclpy or rosbags: anything with the Image fields).
+
+        ``mask_msg`` may be None; ``intrinsics_for(width, height)`` returns the intrinsics for the
+        depth image's size, or None. Decoding time is added to the ``convert`` stage.
+        """
+        t0 = time.perf_counter()
+        if depth_msg.height == 0 or depth_msg.width == 0 or len(depth_msg.data) == 0:
+            raise FrameError(EMPTY_DEPTH, 'depth image is empty (%dx%d, %d bytes)'
+                             % (depth_msg.width, depth_msg.height, len(depth_msg.data)))
+        try:
+            depth = encodings.msg_to_array(depth_msg)
+            image = encodings.msg_to_array(image_msg)
+            mask = encodings.msg_to_array(mask_msg) if mask_msg is not None else None
+        except (encodings.EncodingError, ValueError) as exc:
+            raise FrameError(BAD_ENCODING, str(exc)) from None
+        t_decode = time.perf_counter() - t0
+        intrinsics = intrinsics_for(depth.shape[1], depth.shape[0]) if depth.ndim >= 2 else None
+        result = self.process(depth, depth_msg.encoding, image, image_msg.encoding, mask, intrinsics,
+                              mask_encoding=mask_msg.encoding if mask_msg is not None else 'mono8')
+        result.timings['convert'] += t_decode
+        return result
+
+
 def fallback_intrinsics(fx, fy, cx, cy, width, height):
     """Intrinsics from the fx fy cx cy parameters, or None when the focal lengths are unset (0).
 

@@ -115,9 +115,10 @@ def test_yaml_config_reader_handles_wildcards_and_nesting():
     assert got == {'/**/depth_interp': {'cloud_stride': 2}, 'front/depth_interp': {'max_depth': 60.0}}
 
 
-def test_docs_parameter_table_is_the_generated_one():
+@pytest.mark.parametrize('doc', ['docs/node.md', 'README.md'])
+def test_docs_parameter_table_is_the_generated_one(doc):
     import os
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'docs', 'node.md')
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), doc)
     with open(path) as f:
         text = f.read()
     start = text.index('\n', text.index('<!-- params:begin')) + 1
