@@ -70,7 +70,7 @@ class BenchConfig:
 
     def describe(self):
         return '%s %s @%.3g Hz, %s profile, %s, %s' % (
-            self.size, self.name, self.rate, 'SHM 8 MB' if self.shm_profile else 'default',
+            self.size, self.name, self.rate, 'SHM 64 MB' if self.shm_profile else 'default',
             'reliable' if self.reliable else 'best-effort', 'cloud' if self.cloud else 'no cloud')
 
 

@@ -306,6 +306,8 @@ class DepthInterpNode(Node):
             try:
                 self._process_set(message_set)
             except Exception as exc:  # the worker must survive anything a message can cause
+                if self._stop.is_set() or not self.context.ok():
+                    break   # shutting down: the context went away under a publish
                 self.stats.drop('internal_error')
                 self._warn('internal_error', 'frame failed: %s: %s' % (type(exc).__name__, exc),
                            error=True)
@@ -335,6 +337,8 @@ class DepthInterpNode(Node):
                        % (_stamp_text(depth_msg.header), exc.reason_key, exc.message))
             return
 
+        if self._stop.is_set() or not self.context.ok():
+            return   # shutting down (Ctrl-C invalidates the context before spin returns)
         t_publish = time.perf_counter()
         header = depth_msg.header
         self.pub_depth.publish(self._messages.image('depth', result.dense_depth, '32FC1', header))
@@ -363,7 +367,11 @@ class DepthInterpNode(Node):
             return
         if held:
             text += ' (%d more like this since the last report)' % held
-        (self.get_logger().error if error else self.get_logger().warning)(text)
+        # rclpy refuses two severities from one call site: one call per severity
+        if error:
+            self.get_logger().error(text)
+        else:
+            self.get_logger().warning(text)
 
     # --- diagnostics -------------------------------------------------------------------------------
     def diagnostics_status(self):

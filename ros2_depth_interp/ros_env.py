@@ -2,7 +2,7 @@
 
 DDS must stay on loopback: ``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST`` (ROS 2 Kilted ignores
 ``ROS_LOCALHOST_ONLY``), a domain id of our own so parallel runs never cross-talk, logs in a
-temporary folder, and the shipped Fast DDS profile with an 8 MB shared-memory segment so that
+temporary folder, and the shipped Fast DDS profile with a 64 MB shared-memory segment so that
 multi-megabyte images are not lost.
 """
 import os
