@@ -6,10 +6,11 @@ width changes, dilations that grow with depth, ONE x2 downsampling stage, dropou
 convolution, and a final pixel shuffle (depth-to-space) back to full size. ELU everywhere but the
 last convolution.
 
-One addition, measured in docs/model.md: a parameter-free pyramid of normalized convolutions
-(``PyramidPrefill``) fills every hole from the nearest support at some scale, and the network predicts
-a correction to that fill. Holes of semi-dense SLAM depth are often wider than any affordable
-receptive field; with the pre-fill the network only has to fix edges and shapes.
+One addition, measured in models/README.md: a parameter-free, intensity-guided pull-push pyramid
+(``PyramidPrefill``) fills every hole from the finest scale that has a measurement and lets depth
+follow intensity edges, and the network predicts a correction to that fill. Holes of semi-dense
+SLAM depth are often wider than any affordable receptive field; with the pre-fill the network only
+has to fix edges and shapes.
 
 Input: (N, 3, H, W) as described in ``preprocess`` (H, W multiples of ``stride``).
 Output: (depth, confidence), each (N, 1, H, W): normalized depth and a confidence in [0, 1].
@@ -54,8 +55,8 @@ class NetConfig:
 
 
 PRESETS = {
-    # real time on a 2-core CPU (see docs/model.md for the timing that chose it)
-    'default': NetConfig(prefill_iterations=(2, 4, 12, 12, 12, 12)),
+    # real time on a 2-core CPU (see models/README.md for the timing that chose it)
+    'default': NetConfig(prefill_iterations=(1, 3, 10, 10, 10, 10)),
     # the paper-sized variant
     'paper': NetConfig(stem_width=32, width=64, dilations=(1, 2, 4, 8, 16, 1),
                        prefill_iterations=(2, 4, 12, 12, 12, 12)),

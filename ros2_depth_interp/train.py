@@ -7,7 +7,7 @@ given, Middlebury 2006 scenes (the 2005 scenes are kept for evaluation). Checkpo
 ``metrics.jsonl``; validation pictures to ``val_<step>.png``.
 
 Multi-GPU: ``torchrun --nproc_per_node N -m ros2_depth_interp.train ...`` (PyTorch DDP).
-On a CPU it runs as it is (slowly; see docs/model.md for what a CPU run reaches).
+On a CPU it runs as it is (slowly; see models/README.md for what a CPU run reaches).
 """
 import argparse
 import json
