@@ -101,3 +101,18 @@ def test_bad_inputs_raise_input_error(tiny_model_path):
         interp.interpolate(depth, np.zeros_like(mask), intensity)
     with pytest.raises(InputError):
         interp.interpolate(depth[:, :-1], mask, intensity)
+
+
+def test_shipped_model_returns_finite_depth_in_the_input_units():
+    from ros2_depth_interp.resources import default_model_path
+    interp = DepthInterpolator()            # the trained model in models/
+    assert interp.model_path == default_model_path() and os.path.isfile(interp.model_path)
+    training = json.loads(interp.metadata['training'])
+    assert training.get('steps', 0) > 1000, 'models/ must hold a trained model'
+    for scale in (1.0, 1000.0):
+        depth, mask, intensity = _frame(h=120, w=160, seed=3, scale=scale)
+        result = interp.run(depth, mask, intensity)
+        assert np.isfinite(result.depth).all()
+        rel = np.abs(result.depth - depth) / depth
+        assert np.median(rel[mask]) < 0.01          # measured pixels stay close to their input
+        assert np.median(rel[~mask]) < 0.05         # a smooth ramp is filled close to the truth

@@ -1,0 +1,67 @@
+"""Training: a few steps on synthetic data lower the loss; the command checkpoints and resumes."""
+import json
+import os
+
+import numpy as np
+import torch
+
+from ros2_depth_interp import train
+from ros2_depth_interp.datasets import SyntheticSource, TrainingSampler
+from ros2_depth_interp.losses import CombinedLoss
+from ros2_depth_interp.model import build_model
+
+
+def _batch(n=4, seed=0):
+    sampler = TrainingSampler([SyntheticSource(80, 96)], crop=(64, 64), seed=seed)
+    rng = np.random.default_rng(seed)
+    examples = [train.to_training_example(sampler.sample(rng), 8) for _ in range(n)]
+    return [torch.from_numpy(np.stack(parts)) for parts in zip(*examples)]
+
+
+def test_a_few_adam_steps_lower_the_loss():
+    torch.manual_seed(0)
+    model = build_model({'stem_width': 4, 'width': 8, 'dilations': [1, 2], 'prefill_levels': 3,
+                         'prefill_iterations': [1, 1, 2, 2], 'dropout': 0.0})
+    criterion = CombinedLoss(l1=1.0, grad=0.5, confidence=0.1)
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    x, gt, valid = _batch()
+    with torch.no_grad():
+        before, _ = criterion(*model(x), gt, valid)
+    for _ in range(40):
+        loss, _ = criterion(*model(x), gt, valid)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        after, _ = criterion(*model(x), gt, valid)
+    assert float(after) < 0.9 * float(before)
+
+
+def test_training_example_uses_the_inference_normalization():
+    x, gt, valid = _batch(n=1)
+    known = x[0, 1] > 0
+    assert torch.allclose(x[0, 0][known].median(), torch.tensor(1.0), atol=0.05)
+    assert valid.any() and gt[valid].min() > 0
+
+
+def test_train_command_writes_checkpoint_metrics_and_resumes(tmp_path):
+    out = str(tmp_path / 'run')
+    common = ['--out', out, '--preset', 'tiny', '--sources', 'synthetic', '--crop', '48x64', '--batch', '2',
+              '--workers', '0', '--val-every', '3', '--ckpt-every', '3', '--val-samples', '2', '--threads', '1']
+    assert train.main(common + ['--steps', '3']) == 0
+    ckpt = os.path.join(out, 'last.pt')
+    blob = torch.load(ckpt, weights_only=False)
+    assert blob['step'] == 3 and 'l1' in blob['training']['loss']
+    assert train.main(common + ['--steps', '5', '--resume', ckpt]) == 0
+    assert torch.load(ckpt, weights_only=False)['step'] == 5
+    lines = [json.loads(line) for line in open(os.path.join(out, 'metrics.jsonl'))]
+    assert any('val_rmse' in line for line in lines)
+    assert os.path.isfile(os.path.join(out, 'val_000003.png'))
+
+
+def test_missing_vgg_weights_stop_training_with_a_clear_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch'))
+    rc = train.main(['--out', str(tmp_path / 'run'), '--preset', 'tiny', '--sources', 'synthetic',
+                     '--w-perceptual', '1', '--steps', '1', '--workers', '0'])
+    assert rc == 2
+    assert 'VGG-16 weights not found' in capsys.readouterr().err
