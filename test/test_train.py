@@ -65,3 +65,18 @@ def test_missing_vgg_weights_stop_training_with_a_clear_error(tmp_path, monkeypa
                      '--w-perceptual', '1', '--steps', '1', '--workers', '0'])
     assert rc == 2
     assert 'VGG-16 weights not found' in capsys.readouterr().err
+
+
+def test_ddp_through_torchrun_on_cpu(tmp_path):
+    """Two processes (gloo on loopback) train the same model; rank 0 writes the checkpoint."""
+    import subprocess
+    import sys
+    out = str(tmp_path / 'ddp')
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2',
+           '-m', 'ros2_depth_interp.train', '--out', out, '--preset', 'tiny', '--sources', 'synthetic',
+           '--crop', '48x64', '--batch', '2', '--workers', '0', '--steps', '4', '--val-every', '4',
+           '--ckpt-every', '4', '--val-samples', '1', '--device', 'cpu', '--threads', '1']
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert 'world size 2' in proc.stdout
+    assert torch.load(os.path.join(out, 'last.pt'), weights_only=False)['step'] == 4
