@@ -26,7 +26,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import shutil
 import signal
 import subprocess
@@ -37,6 +36,7 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
+from .bench_device import machine_info
 from .recorder import latency_summary
 from .resources import default_model_path
 from .ros_env import isolated_dds_env
@@ -546,25 +546,6 @@ def plot(rows, path, what='latency', title=''):
     return path
 
 
-def machine_description():
-    info = {'platform': platform.platform(), 'python': platform.python_version(), 'cpus': os.cpu_count()}
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    info['cpu'] = line.split(':', 1)[1].strip()
-                    break
-        info['load_average'] = os.getloadavg()
-    except OSError:
-        pass
-    try:
-        import onnxruntime
-        info['onnxruntime'] = onnxruntime.__version__
-    except ImportError:
-        pass
-    return info
-
-
 # --- command line ----------------------------------------------------------------------------------
 
 def parse_args(argv=None):
@@ -644,7 +625,7 @@ def main(argv=None):
                 rows.append(run_config(paced, model, frames_path, work_dir, args.warmup, args.node_param,
                                        profile_file=args.profile_file))
                 _print_row(rows[-1])
-    report = {'machine': machine_description(), 'model': model, 'model_note': model_note,
+    report = {'machine': machine_info(include_torch=False), 'model': model, 'model_note': model_note,
               'fastdds_profile': os.path.abspath(args.profile_file) if args.profile_file else 'shipped',
               'command': 'depth_interp bench ' + ' '.join(argv if argv is not None else sys.argv[2:]),
               'started': started, 'seconds': time.time() - started, 'rate_hz': args.rate,

@@ -153,21 +153,25 @@ def _line(row):
     return text
 
 
-def machine_info():
-    info = {'platform': platform.platform(), 'processor': platform.processor(), 'python': platform.python_version()}
-    info['cpus'] = os.cpu_count()
+def machine_info(include_torch=True):
+    """What the numbers were measured on: platform, CPU model, load, library versions, GPU."""
+    info = {'platform': platform.platform(), 'python': platform.python_version(), 'cpus': os.cpu_count()}
     try:
-        import torch
-        info['torch'] = torch.__version__
-        if torch.cuda.is_available():
-            info['gpu'] = torch.cuda.get_device_name(0)
-    except ImportError:
+        with open('/proc/cpuinfo') as f:
+            info['cpu'] = next((line.split(':', 1)[1].strip() for line in f if line.startswith('model name')),
+                               platform.processor())
+        info['load_average'] = os.getloadavg()
+    except OSError:
         pass
-    try:
-        import onnxruntime
-        info['onnxruntime'] = onnxruntime.__version__
-    except ImportError:
-        pass
+    modules = ['onnxruntime'] + (['torch'] if include_torch else [])
+    for name in modules:
+        try:
+            module = __import__(name)
+        except ImportError:
+            continue
+        info[name] = module.__version__
+        if name == 'torch' and module.cuda.is_available():
+            info['gpu'] = module.cuda.get_device_name(0)
     return info
 
 
