@@ -214,7 +214,8 @@ def main(argv=None):
     shipped = os.path.abspath(default_model_path()) == model
     shown_path = os.path.relpath(model) if not os.path.relpath(model).startswith('..') else model
     label = '%s (%s, %s)' % (shown_path, 'shipped' if shipped else 'given with --model',
-                             'trained for %s steps' % training['steps'] if trained else 'UNTRAINED')
+                             'trained for %s steps' % training.get('total_steps', training['steps'])
+                             if trained else 'UNTRAINED')
     print('demo: model %s' % label, flush=True)
     os.makedirs(args.out, exist_ok=True)
     frames, frames_path, source = prepare(args)

@@ -223,7 +223,8 @@ def save_picture(path, shown):
     plt.close(fig)
 
 
-def save_checkpoint(path, model, optimizer, step, args, config, criterion, elapsed):
+def save_checkpoint(path, model, optimizer, step, args, config, criterion, elapsed, history=()):
+    """``history``: the training summaries of the runs this one started from (``--init``), oldest first."""
     raw = model.module if hasattr(model, 'module') else model
     training = {
         'steps': step, 'batch': args.batch, 'crop': list(args.crop), 'sources': args.sources,
@@ -231,7 +232,11 @@ def save_checkpoint(path, model, optimizer, step, args, config, criterion, elaps
         'lr': [args.lr, args.lr_drop_at, args.lr_after], 'seed': args.seed, 'seconds': round(elapsed, 1),
         'device': str(next(raw.parameters()).device),
         'device_name': torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'cpu',
+        'config': config.to_dict(),
     }
+    if history:
+        training['history'] = list(history)
+        training['total_steps'] = step + sum(h.get('steps', 0) for h in history)
     tmp = path + '.tmp'
     torch.save({'config': config.to_dict(), 'model': raw.state_dict(), 'optimizer': optimizer.state_dict(),
                 'step': step, 'args': vars(args), 'training': training}, tmp)
@@ -271,11 +276,15 @@ def train(args):
         return 2
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     step = 0
+    history = []
     if args.init:
         blob = torch.load(args.init, map_location=device, weights_only=False)
+        earlier = dict(blob.get('training', {}))
+        history = list(earlier.pop('history', [])) + [earlier]
         model.load_state_dict(blob['model'])
     if args.resume:
         blob = torch.load(args.resume, map_location=device, weights_only=False)
+        history = list(blob.get('training', {}).get('history', []))
         model.load_state_dict(blob['model'])
         optimizer.load_state_dict(blob['optimizer'])
         step = int(blob['step'])
@@ -339,13 +348,13 @@ def train(args):
             save_picture(os.path.join(args.out, name), shown)
         if step % args.ckpt_every == 0 or step == args.steps or out_of_time:
             save_checkpoint(os.path.join(args.out, 'last.pt'), model, optimizer, step, args, config, criterion,
-                            time.time() - start)
+                            time.time() - start, history)
         if out_of_time:
             progress.write('train: time limit of %g min reached at step %d' % (args.time_limit, step))
             break
     if rank == 0:
         save_checkpoint(os.path.join(args.out, 'last.pt'), model, optimizer, step, args, config, criterion,
-                        time.time() - start)
+                        time.time() - start, history)
         progress.close()
         log.close()
         print('train: done, %d steps in %.0f s, checkpoint %s' % (step, time.time() - start,
