@@ -407,6 +407,42 @@ def test_inverse_depth_without_mask_gives_depth_and_a_cloud_from_fx_fy(robot):
                          'slam_cam', intensity)
 
 
+# --- the torch backend ---------------------------------------------------------------------------------
+TORCH_NS = RUN_NS + '/torchbk'
+TORCH_NODE = TORCH_NS + '/depth_interp'
+TORCH_TOPICS = {key: (value.replace(ROBOT_NS, TORCH_NS) if value else None) for key, value in ROBOT_TOPICS.items()}
+
+
+def test_torch_backend_node_matches_the_onnx_backend(model):
+    """backend:=torch runs the same network (the .pt beside the ONNX file) with the same processing."""
+    from ros2_depth_interp.inference import DepthInterpolator
+    node = NodeProcess([
+        '--params-file', os.path.join(REPO, 'config', 'robot.yaml'),
+        '-r', '__ns:=' + TORCH_NS,
+        '-p', 'model_path:=' + model, '-p', 'backend:=torch',
+        '-p', 'fx:=' + str(FX), '-p', 'fy:=' + str(FY), '-p', 'diagnostics_period:=0.2',
+    ])
+    bench = Bench('itest_torch_bench', TORCH_TOPICS, reliable_outputs=True)
+    try:
+        bench.wait_for_matching(TORCH_NODE, process=node)
+        sparse, _, intensity = plane_frame(H, W, depth_m=2.0, density=0.1, seed=11)
+        yy = np.arange(H, dtype=np.float32)[:, None]
+        depth = np.where(sparse > 0, 1.5 + 0.02 * yy, 0).astype(np.float32)
+        inverse = np.where(depth > 0, 1.0 / np.maximum(depth, 1e-6), 0).astype(np.float32)
+        stamp = bench.publish_set((inverse, '32FC1'), (intensity, 'mono8'), frame_id='slam_cam')
+        out = bench.wait_outputs(stamp, process=node)
+        dense = check_image(out['dense_depth'], stamp, 'slam_cam')
+        known = inverse > 0
+        expected = DepthInterpolator(model).interpolate(np.where(known, 1.0 / np.where(known, inverse, 1), 0)
+                                                        .astype(np.float32), known, intensity)
+        np.testing.assert_allclose(dense, expected, rtol=1e-4, atol=1e-5)
+        assert wait_until(lambda: bench.latest_values(TORCH_NODE).get('execution_provider', '')
+                          .startswith('torch:cpu'), what='torch provider in diagnostics', process=node)
+    finally:
+        bench.close()
+        assert node.stop(signal.SIGINT) == 0, node.output()[-3000:]
+
+
 # --- shutdown ----------------------------------------------------------------------------------------
 
 def test_clean_shutdown_on_sigint_and_sigterm(masked, robot):
