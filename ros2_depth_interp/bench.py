@@ -41,7 +41,7 @@ from .recorder import latency_summary
 from .resources import default_model_path
 from .ros_env import isolated_dds_env
 
-STAGES = ('convert', 'normalize', 'infer', 'cloud', 'publish', 'total')
+STAGES = ('queue', 'convert', 'normalize', 'infer', 'cloud', 'publish', 'total')
 # Targets of the real-time issue (this 2-core CPU, default model, CPU execution provider).
 OVERHEAD_TARGET_MS = {(640, 480): 15.0, (1280, 960): 40.0}
 P99_OVER_P50_MAX = 2.0
@@ -450,7 +450,7 @@ def _ms(v):
 
 def markdown_table(rows):
     head = ('| config | in Hz | out Hz | published / processed / dropped (reasons) / lost | '
-            'dense_depth p50/p90/p99 ms | points p50/p90/p99 ms | convert / normalize / infer / cloud / publish / total p50 ms | '
+            'dense_depth p50/p90/p99 ms | points p50/p90/p99 ms | queue / convert / normalize / infer / cloud / publish / total p50 ms | '
             'overhead p50 ms (depth / points) | node CPU % | peak RSS MB |')
     lines = [head, '|' + '---|' * 10]
     for r in rows:

@@ -33,7 +33,7 @@ from .bench import _finite, _Process, diagnostics_name, node_command, run_namesp
 from .resources import default_model_path
 from .ros_env import isolated_dds_env
 
-STAGES = ('convert', 'normalize', 'infer', 'cloud', 'publish', 'total')
+STAGES = ('queue', 'convert', 'normalize', 'infer', 'cloud', 'publish', 'total')
 EXIT_NO_MODEL = 2
 EXIT_RUN_FAILED = 1
 NODE_START_TIMEOUT_S = 180.0

@@ -278,7 +278,8 @@ class DepthInterpNode(Node):
                            % (self.resolve_topic_name(topic), (last - stamp) / 1e9))
             for message_set in complete:
                 self.stats.tick('input_set')
-                self._mailbox.put(message_set)
+                # the enqueue time lets diagnostics tell waiting ('queue') from processing
+                self._mailbox.put((time.perf_counter(), message_set))
         return callback
 
     def _on_camera_info(self, msg):
@@ -300,11 +301,12 @@ class DepthInterpNode(Node):
     # --- worker thread -----------------------------------------------------------------------------
     def _work(self):
         while not self._stop.is_set():
-            message_set = self._mailbox.get(timeout=0.2)
-            if message_set is None:
+            item = self._mailbox.get(timeout=0.2)
+            if item is None:
                 continue
+            enqueued, message_set = item
             try:
-                self._process_set(message_set)
+                self._process_set(message_set, enqueued)
             except Exception as exc:  # the worker must survive anything a message can cause
                 if self._stop.is_set() or not self.context.ok():
                     break   # shutting down: the context went away under a publish
@@ -325,7 +327,7 @@ class DepthInterpNode(Node):
         values = self.values
         return fallback_intrinsics(values['fx'], values['fy'], values['cx'], values['cy'], width, height)
 
-    def _process_set(self, message_set):
+    def _process_set(self, message_set, enqueued=None):
         t_start = time.perf_counter()
         depth_msg, image_msg = message_set[DEPTH], message_set[IMAGE]
         mask_msg = message_set[MASK] if self._use_mask else None
@@ -355,6 +357,8 @@ class DepthInterpNode(Node):
         timings = dict(result.timings)
         timings['publish'] = now - t_publish
         timings['total'] = now - t_start
+        if enqueued is not None:
+            timings['queue'] = t_start - enqueued
         self.stats.add_timings(timings)
         self.stats.add_density(result.input_density)
         if result.nonfinite_pixels:

@@ -81,7 +81,7 @@ class NodeStats:
     as ``nan`` so the key set stays the same from the first diagnostics message on.
     """
 
-    def __init__(self, stages=('convert', 'normalize', 'infer', 'cloud', 'publish', 'total'),
+    def __init__(self, stages=('queue', 'convert', 'normalize', 'infer', 'cloud', 'publish', 'total'),
                  rate_window_s=5.0, latency_window=200, clock=time.monotonic):
         self.stages = tuple(stages)
         self._clock = clock

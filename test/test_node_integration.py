@@ -366,7 +366,7 @@ def test_diagnostics_report_rates_latency_drops_and_provider(masked, model):
     assert values['intrinsics'] == 'camera_info'
     for name in ('semi_dense_depth', 'image', 'mask', 'input_set', 'output'):
         assert float(values['rate_%s_hz' % name]) >= 0.0
-    for stage in ('convert', 'normalize', 'infer', 'cloud', 'publish', 'total'):
+    for stage in ('queue', 'convert', 'normalize', 'infer', 'cloud', 'publish', 'total'):
         for stat in ('mean', 'p50', 'p90', 'max'):
             number = float(values['latency_%s_ms_%s' % (stage, stat)])
             assert math.isfinite(number) and number >= 0.0, (stage, stat, number)
