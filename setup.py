@@ -16,7 +16,6 @@ setup(
         ('share/' + PACKAGE + '/config', glob('config/*')),
         ('share/' + PACKAGE + '/models', glob('models/*')),
     ],
-    package_data={PACKAGE: ['data/*']},
     install_requires=['setuptools', 'numpy', 'opencv-python-headless', 'onnxruntime', 'pyyaml'],
     extras_require={
         'gpu': ['onnxruntime-gpu'],
