@@ -25,7 +25,7 @@ train --out "$out/p2" --init "$out/p1/last.pt" --prefill-iterations '' --dropout
 train --out "$out/p3a" --init "$out/p2/last.pt" --prefill-iterations 2,4,12,12,12,12 --dropout 0 \
   --batch 4 --crop 192x256 --workers 1 --steps 900 --lr 2e-4 --w-l1 1 --w-grad 0.5 --pictures latest
 train --out "$out/p3" --init "$out/p3a/last.pt" --prefill-iterations 2,4,12,12,12,12 --dropout 0 \
-  --batch 4 --crop 192x256 --workers 1 --steps PHASE3B_STEPS --lr 1e-4 --lr-after 1e-5 --lr-drop-at PHASE3B_DROP \
+  --batch 4 --crop 192x256 --workers 1 --steps 6000 --lr 1e-4 --lr-drop-at 1000000 \
   --synthetic-fraction 0.2 --w-l1 1 --w-grad 0.5 --pictures latest
 # export: the real-time graph and the quality graph (same weights)
 "$py" -m ros2_depth_interp.export "$out/p3/last.pt" --out "$out/depth_interp.onnx" --prefill-iterations 1,3,10,10,10,10
