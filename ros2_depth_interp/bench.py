@@ -182,6 +182,19 @@ def node_arguments(config, model, diagnostics_period=0.5, extra_params=(), names
     return args
 
 
+def wait_until_recording(ready_file, node, recorder, timeout=NODE_START_TIMEOUT_S):
+    """Wait for the recorder's ready file (its subscriptions matched the node's outputs)."""
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(ready_file):
+        if node.poll() is not None:
+            raise RuntimeError('node exited (rc %s) before its outputs matched:\n%s' % (node.poll(), node.tail()))
+        if recorder.poll() is not None:
+            raise RuntimeError('recorder exited early:\n%s' % recorder.tail())
+        if time.monotonic() > deadline:
+            raise RuntimeError('node outputs not matched after %.0f s:\n%s' % (timeout, node.tail()))
+        time.sleep(0.05)
+
+
 class _Process:
     """A child process with its output in a log file; stopped by its own pid only."""
 
@@ -303,15 +316,7 @@ def run_config(config, model, frames_path, work_dir, warmup_s=1.0, extra_params=
         if config.reliable:
             recorder_cmd.append('--reliable')
         recorder = _Process(recorder_cmd, env, os.path.join(run_dir, 'recorder.log'))
-        deadline = time.monotonic() + NODE_START_TIMEOUT_S
-        while not os.path.exists(ready_file):
-            if node.poll() is not None:
-                raise RuntimeError('node exited (rc %s) before its outputs matched:\n%s' % (node.poll(), node.tail()))
-            if recorder.poll() is not None:
-                raise RuntimeError('recorder exited early:\n%s' % recorder.tail())
-            if time.monotonic() > deadline:
-                raise RuntimeError('node outputs not matched after %.0f s:\n%s' % (NODE_START_TIMEOUT_S, node.tail()))
-            time.sleep(0.05)
+        wait_until_recording(ready_file, node, recorder)
         player = _Process([sys.executable, '-m', 'ros2_depth_interp.replay', '--frames-file', frames_path,
                            '--namespace', namespace,
                            '--rate', '%g' % config.rate, '--duration', '%g' % config.duration,

@@ -29,14 +29,13 @@ import time
 import numpy as np
 
 from . import replay
-from .bench import _finite, _Process, diagnostics_name, node_command, run_namespace
+from .bench import (NODE_START_TIMEOUT_S, STAGES, _finite, _Process, diagnostics_name, node_command,
+                    run_namespace, wait_until_recording)
 from .resources import default_model_path
 from .ros_env import isolated_dds_env
 
-STAGES = ('queue', 'convert', 'normalize', 'infer', 'cloud', 'publish', 'total')
 EXIT_NO_MODEL = 2
 EXIT_RUN_FAILED = 1
-NODE_START_TIMEOUT_S = 180.0
 
 
 def model_training(path):
@@ -123,15 +122,7 @@ def run_pipeline(args, model, frames_path, n_frames):
                             env, os.path.join(run_dir, 'recorder.log'))
         print('demo: starting the node (%s, namespace %s) and the recorder in ROS_DOMAIN_ID %s ...'
               % (os.path.basename(node_command()[-1]), namespace, env['ROS_DOMAIN_ID']), flush=True)
-        deadline = time.monotonic() + NODE_START_TIMEOUT_S
-        while not os.path.exists(ready):
-            if node.poll() is not None:
-                raise RuntimeError('the node exited (rc %s):\n%s' % (node.poll(), node.tail()))
-            if recorder.poll() is not None:
-                raise RuntimeError('the recorder exited:\n%s' % recorder.tail())
-            if time.monotonic() > deadline:
-                raise RuntimeError('the node did not come up in %.0f s:\n%s' % (NODE_START_TIMEOUT_S, node.tail()))
-            time.sleep(0.05)
+        wait_until_recording(ready, node, recorder)
         player = _Process([sys.executable, '-m', 'ros2_depth_interp.replay', '--frames-file', frames_path,
                            '--namespace', namespace, '--rate', '%g' % args.rate, '--frames', str(n_frames),
                            '--summary', os.path.join(run_dir, 'replay.json')],
