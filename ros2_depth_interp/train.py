@@ -44,6 +44,9 @@ def build_parser():
     p.add_argument('--dropout', type=float)
     p.add_argument('--prefill-iterations', help='guided pre-fill sweeps per level, finest first, e.g. 1,3,10,10,10,10')
     p.add_argument('--prefill-tau', type=float, help='> 0: plain normalized-convolution pre-fill (phase 1 used 0.01)')
+    p.add_argument('--prefill-affinity', choices=['global', 'local'],
+                   help="pre-fill neighbour weights: 'local' (Levin et al., window variance) or 'global' (fixed sigma)")
+    p.add_argument('--prefill-momentum', type=float, help='heavy-ball momentum of the coarse pre-fill sweeps (0: none)')
     p.add_argument('--steps', type=int, default=70000)
     p.add_argument('--lr', type=float, default=1e-4)
     p.add_argument('--lr-drop-at', type=int, default=40000, help='step where lr becomes --lr-after')
@@ -71,6 +74,8 @@ def build_parser():
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--time-limit', type=float, default=0.0, help='minutes; stop cleanly after this long')
     p.add_argument('--ckpt-every', type=int, default=500)
+    p.add_argument('--keep-every', type=int, default=0,
+                   help='also keep step_NNNNNN.pt every this many steps (0: only last.pt), to choose one later')
     p.add_argument('--val-every', type=int, default=500)
     p.add_argument('--val-samples', type=int, default=8)
     p.add_argument('--pictures', choices=['all', 'latest'], default='all',
@@ -95,6 +100,10 @@ def make_config(args):
         cfg['prefill_iterations'] = [int(x) for x in args.prefill_iterations.split(',') if x.strip()]
     if args.prefill_tau is not None:
         cfg['prefill_tau'] = args.prefill_tau
+    if args.prefill_affinity is not None:
+        cfg['prefill_affinity'] = args.prefill_affinity
+    if args.prefill_momentum is not None:
+        cfg['prefill_momentum'] = args.prefill_momentum
     return NetConfig.from_dict(cfg)
 
 
@@ -157,6 +166,19 @@ class SampleStream(torch.utils.data.IterableDataset):
                 yield to_training_example(self.sampler.sample(rng), self.stride)
             except InputError:  # a crop with no known pixel: draw again
                 continue
+
+
+def load_matching(model, state):
+    """Start ``model`` from the tensors of ``state`` whose name and shape match (fine-tuning a changed
+    architecture, e.g. one residual block fewer); say what was left out."""
+    own = model.state_dict()
+    taken = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict(taken, strict=False)
+    skipped = sorted(set(state) - set(taken))
+    fresh = sorted(set(own) - set(taken))
+    if skipped or fresh:
+        print('train: --init: %d tensors taken; not in this network: %s; newly initialized: %s'
+              % (len(taken), ', '.join(skipped) or 'none', ', '.join(fresh) or 'none'), file=sys.stderr)
 
 
 def lr_at(step, args, elapsed=0.0):
@@ -281,7 +303,7 @@ def train(args):
         blob = torch.load(args.init, map_location=device, weights_only=False)
         earlier = dict(blob.get('training', {}))
         history = list(earlier.pop('history', [])) + [earlier]
-        model.load_state_dict(blob['model'])
+        load_matching(model, blob['model'])
     if args.resume:
         blob = torch.load(args.resume, map_location=device, weights_only=False)
         history = list(blob.get('training', {}).get('history', []))
@@ -349,6 +371,9 @@ def train(args):
         if step % args.ckpt_every == 0 or step == args.steps or out_of_time:
             save_checkpoint(os.path.join(args.out, 'last.pt'), model, optimizer, step, args, config, criterion,
                             time.time() - start, history)
+        if args.keep_every and step % args.keep_every == 0:
+            save_checkpoint(os.path.join(args.out, 'step_%06d.pt' % step), model, optimizer, step, args, config,
+                            criterion, time.time() - start, history)
         if out_of_time:
             progress.write('train: time limit of %g min reached at step %d' % (args.time_limit, step))
             break
