@@ -149,6 +149,8 @@ def main(argv=None):
     parser.add_argument('--fp16', action='store_true', help='also write <name>_fp16.onnx (for GPUs)')
     parser.add_argument('--prefill-iterations', help='override the guided pre-fill sweeps per level, e.g. '
                         '30,60,100,100,100,100 for a slower, more accurate graph with the same weights')
+    parser.add_argument('--prefill-momentum', type=float,
+                        help='override the heavy-ball momentum of the pre-fill sweeps (0: plain sweeps)')
     args = parser.parse_args(argv)
     if args.opset < 17:
         parser.error('--opset must be 17 or newer')
@@ -156,12 +158,16 @@ def main(argv=None):
     config = dict(blob['config'])
     if args.prefill_iterations:
         config['prefill_iterations'] = [int(v) for v in args.prefill_iterations.split(',')]
+    if args.prefill_momentum is not None:
+        config['prefill_momentum'] = args.prefill_momentum
     model = build_model(config)
     model.load_state_dict(blob['model'])
     model.eval()
     training = dict(blob.get('training', {}))
     if args.prefill_iterations:
         training['prefill_iterations_at_export'] = config['prefill_iterations']
+    if args.prefill_momentum is not None:
+        training['prefill_momentum_at_export'] = config['prefill_momentum']
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     sample = _real_sample()
     report = export_onnx(model, args.out, args.opset, training=training, sample=sample)

@@ -15,7 +15,6 @@ has to fix edges and shapes.
 Input: (N, 3, H, W) as described in ``preprocess`` (H, W multiples of ``stride``).
 Output: (depth, confidence), each (N, 1, H, W): normalized depth and a confidence in [0, 1].
 """
-import math
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -32,10 +31,9 @@ class NetConfig:
     prefill_tau: float = 0.0             # 0: pull-push; > 0: plain normalized convolution (first variant)
     prefill_spread: int = 4              # 3x3 growing rounds at the coarsest level
     prefill_iterations: tuple = ()       # intensity-guided sweeps per pyramid level, finest first
-    prefill_sigma: float = 0.02          # 'global' affinity: std of the intensity-similarity weight (intensity in [0, 1])
-    prefill_affinity: str = 'global'     # 'global' (fixed sigma) or 'local' (Levin et al.: sigma from the 3x3 window variance)
-    prefill_momentum: float = 0.0        # heavy-ball momentum of the sweeps (0: plain Jacobi)
-    prefill_momentum_from: int = 2       # first (finest) pyramid level whose sweeps use the momentum
+    prefill_sigma: float = 0.02          # std of the intensity-similarity weight (intensity in [0, 1])
+    prefill_momentum: float = 0.0        # heavy-ball momentum of the sweeps (0: plain Jacobi sweeps)
+    prefill_momentum_ramp: float = 3.0   # sweep k of a level uses momentum * k / (k + ramp)
     dropout: float = 0.5                 # before the last convolution, training only
     extra: dict = field(default_factory=dict)
 
@@ -60,8 +58,7 @@ class NetConfig:
 
 PRESETS = {
     # real time on a 2-core CPU (see models/README.md for the timing that chose it)
-    'default': NetConfig(prefill_iterations=(2, 5, 30, 30, 30, 30), prefill_affinity='local',
-                         prefill_momentum=0.9, prefill_momentum_from=2),
+    'default': NetConfig(prefill_iterations=(2, 4, 20, 40, 60, 60), prefill_momentum=0.95),
     # the paper-sized variant
     'paper': NetConfig(stem_width=32, width=64, dilations=(1, 2, 4, 8, 16, 1),
                        prefill_iterations=(2, 4, 12, 12, 12, 12)),
@@ -102,52 +99,41 @@ class PyramidPrefill(nn.Module):
     from the finest scale that has any measurement.
     Guidance: at each level, ``iterations[k]`` Jacobi sweeps of the colorization energy (Levin et
     al. 2004) propagate values between 3x3 neighbours of similar intensity, measurements held in
-    proportion to their support. ``affinity='global'`` weighs neighbours by exp(-dI^2 / 2 sigma^2)
-    with a fixed ``sigma``; ``'local'`` is Levin et al.'s weight exp(-dI^2 / s) with s = 0.6 x the
-    intensity variance of the 3x3 window (at least 2e-6, and large enough that the most similar
-    neighbour keeps weight 0.01), as the colorization baseline uses. Starting every level from the
-    coarser solution makes a few sweeps per level enough (a cascadic multigrid), so depth follows
-    intensity edges at a fraction of colorization's cost. ``momentum`` > 0 turns the sweeps of
-    level ``momentum_from`` and coarser into heavy-ball iterations
-    (x <- J(x) + momentum * (x - x_previous) on unknown pixels), which spread values across wide
-    holes in far fewer sweeps; the finest levels keep plain sweeps, which settle faster.
+    proportion to their support; neighbours weigh exp(-dI^2 / 2 sigma^2). Starting every level from
+    the coarser solution makes a few sweeps per level enough (a cascadic multigrid), so depth
+    follows intensity edges at a fraction of colorization's cost.
+    ``momentum`` > 0 makes the sweeps heavy-ball iterations, x <- J(x) + m_k (x - x_previous) on
+    unknown pixels, with m_k = momentum * k / (k + momentum_ramp) at the k-th sweep of a level:
+    values cross wide holes (gradient masks) in far fewer sweeps, and the ramp keeps the first
+    sweeps plain, so a level that is nearly solved already (dense masks) does not overshoot. The
+    weights are symmetric (w_rs = w_sr), so the Jacobi operator has a real spectrum in (-1, 1) and
+    the heavy-ball iteration converges for any momentum below 1; Levin et al.'s variance-scaled
+    weights are not symmetric, and with momentum they diverged on some of our scenes.
     ``tau`` > 0 instead selects plain normalized convolution without guidance (the first variant we
     measured; kept so older models load). No trainable parameters; exports to ONNX as pooling,
     fixed convolutions and Resize.
     """
 
-    def __init__(self, levels, tau=0.0, spread=4, iterations=(), sigma=0.02, affinity='global', momentum=0.0,
-                 momentum_from=2):
+    def __init__(self, levels, tau=0.0, spread=4, iterations=(), sigma=0.02, momentum=0.0, momentum_ramp=3.0):
         super().__init__()
-        if affinity not in ('global', 'local'):
-            raise ValueError("affinity must be 'global' or 'local', got %r" % (affinity,))
+        if not 0.0 <= momentum < 1.0:
+            raise ValueError('momentum must be in [0, 1), got %r' % (momentum,))
         self.levels = levels
         self.tau = tau
         self.spread = spread
         self.iterations = tuple(iterations)
         self.sigma = sigma
-        self.affinity = affinity
         self.momentum = float(momentum)
-        self.momentum_from = int(momentum_from)
+        self.momentum_ramp = float(momentum_ramp)
         # one-hot 3x3 kernels: neighbour j of every pixel as channel j
         self.register_buffer('shifts', torch.eye(9).view(9, 1, 3, 3), persistent=False)
-        self.register_buffer('centre', self.shifts[4].view(1, 9, 1, 1).clone(), persistent=False)
 
     def _neighbours(self, x):
         return F.conv2d(F.pad(x, (1, 1, 1, 1), mode='replicate'), self.shifts)
 
     def _affinity(self, intensity):
-        around = self._neighbours(intensity)
-        diff2 = (around - intensity) ** 2
-        if self.affinity == 'global':
-            weights = torch.exp(diff2 * (-0.5 / (self.sigma * self.sigma)))
-            return weights / weights.sum(dim=1, keepdim=True)
-        # Levin et al.: the scale follows the window's variance; the centre (channel 4) is left out
-        variance = ((around - around.mean(dim=1, keepdim=True)) ** 2).mean(dim=1, keepdim=True)
-        centre = self.centre
-        nearest = (diff2 + centre * 1e6).amin(dim=1, keepdim=True)
-        scale = torch.maximum(0.6 * variance, nearest * (1.0 / math.log(100.0))).clamp_min(2e-6)
-        weights = torch.exp(-diff2 / scale) * (1.0 - centre)
+        diff = self._neighbours(intensity) - intensity
+        weights = torch.exp(diff * diff * (-0.5 / (self.sigma * self.sigma)))
         return weights / weights.sum(dim=1, keepdim=True)
 
     def forward(self, depth, mask, intensity=None):
@@ -184,10 +170,10 @@ class PyramidPrefill(nn.Module):
             sweeps = self.iterations[level] if level < len(self.iterations) else 0
             if sweeps and images[level] is not None:
                 affinity = self._affinity(images[level])
-                momentum = self.momentum if level >= self.momentum_from else 0.0
                 previous = fill
-                for _ in range(sweeps):
+                for k in range(sweeps):
                     swept = held + free * (self._neighbours(fill) * affinity).sum(dim=1, keepdim=True)
+                    momentum = self.momentum * k / (k + self.momentum_ramp) if self.momentum_ramp > 0 else self.momentum
                     if momentum > 0:
                         swept = swept + (momentum * free) * (fill - previous)
                     fill, previous = swept, fill
@@ -200,8 +186,8 @@ class DepthInterpNet(nn.Module):
         super().__init__()
         self.config = config = config or NetConfig()
         self.prefill = PyramidPrefill(config.prefill_levels, config.prefill_tau, config.prefill_spread,
-                                      config.prefill_iterations, config.prefill_sigma, config.prefill_affinity,
-                                      config.prefill_momentum, config.prefill_momentum_from)
+                                      config.prefill_iterations, config.prefill_sigma, config.prefill_momentum,
+                                      config.prefill_momentum_ramp)
         # full resolution: known depth, mask, intensity and the pre-fill
         self.stem = nn.Sequential(conv3x3(4, config.stem_width), nn.ELU())
         # the single x2 downsampling stage: a projection block

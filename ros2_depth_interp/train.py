@@ -44,9 +44,7 @@ def build_parser():
     p.add_argument('--dropout', type=float)
     p.add_argument('--prefill-iterations', help='guided pre-fill sweeps per level, finest first, e.g. 1,3,10,10,10,10')
     p.add_argument('--prefill-tau', type=float, help='> 0: plain normalized-convolution pre-fill (phase 1 used 0.01)')
-    p.add_argument('--prefill-affinity', choices=['global', 'local'],
-                   help="pre-fill neighbour weights: 'local' (Levin et al., window variance) or 'global' (fixed sigma)")
-    p.add_argument('--prefill-momentum', type=float, help='heavy-ball momentum of the coarse pre-fill sweeps (0: none)')
+    p.add_argument('--prefill-momentum', type=float, help='heavy-ball momentum of the pre-fill sweeps (0: plain sweeps)')
     p.add_argument('--steps', type=int, default=70000)
     p.add_argument('--lr', type=float, default=1e-4)
     p.add_argument('--lr-drop-at', type=int, default=40000, help='step where lr becomes --lr-after')
@@ -100,8 +98,6 @@ def make_config(args):
         cfg['prefill_iterations'] = [int(x) for x in args.prefill_iterations.split(',') if x.strip()]
     if args.prefill_tau is not None:
         cfg['prefill_tau'] = args.prefill_tau
-    if args.prefill_affinity is not None:
-        cfg['prefill_affinity'] = args.prefill_affinity
     if args.prefill_momentum is not None:
         cfg['prefill_momentum'] = args.prefill_momentum
     return NetConfig.from_dict(cfg)

@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+"""Mean PSNR of training checkpoints on the validation scenes, to choose the one to ship.
+
+Usage: scripts/choose_checkpoint.py CKPT.pt [CKPT.pt ...] [--scenes Baby3,Cloth4] [--data DIR]
+Each checkpoint runs through the torch backend on whole frames (third size) of scenes that training
+held out (train.VAL_SCENES), under the 10 % uniform, gradient and LSD-SLAM-like protocols, with the
+same masks for every checkpoint (seed 0). "pre-fill" rows are the checkpoint's network with its
+correction switched off: what the parameter-free pre-fill alone gives. Never use the test scenes
+(Books, Laundry, Reindeer) here.
+"""
+import argparse
+import os
+import sys
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from ros2_depth_interp.evaluate import evaluate, load_middlebury_frames, summarize  # noqa: E402
+from ros2_depth_interp.inference import DepthInterpolator  # noqa: E402
+from ros2_depth_interp.resources import shared_data_dir  # noqa: E402
+from ros2_depth_interp.train import VAL_SCENES  # noqa: E402
+
+PROTOCOLS = ('uniform@0.10', 'gradient@0.10', 'lsd@0.10')
+
+
+def prefill_only(interp):
+    """The same graph with the network's correction zeroed: the pre-fill alone."""
+    model = interp._backend.model
+    head = model.head
+
+    def fn(depth, mask, intensity):
+        saved = head.weight.detach().clone(), head.bias.detach().clone()
+        with torch.no_grad():
+            head.weight.zero_()
+            head.bias.zero_()
+        try:
+            return interp.interpolate(depth, mask, intensity)
+        finally:
+            with torch.no_grad():
+                head.weight.copy_(saved[0])
+                head.bias.copy_(saved[1])
+    return fn
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('checkpoints', nargs='+')
+    p.add_argument('--scenes', default=','.join(VAL_SCENES))
+    p.add_argument('--data', default=os.path.join(shared_data_dir(), 'middlebury'))
+    p.add_argument('--prefill', action='store_true', help='also a pre-fill-only row for the first checkpoint')
+    args = p.parse_args()
+    torch.set_num_threads(2)
+    frames = load_middlebury_frames(args.data, tuple(args.scenes.split(',')))
+    methods = {}
+    for path in args.checkpoints:
+        interp = DepthInterpolator(model_path=path, backend='torch', device='cpu', warmup=False)
+        if args.prefill and not methods:
+            methods['pre-fill (%s)' % os.path.basename(path)] = prefill_only(interp)
+        methods[path] = interp.interpolate
+    results, _ = evaluate(frames, PROTOCOLS, methods, progress=False)
+    summary = summarize(results, methods)
+    print('| checkpoint | ' + ' | '.join(PROTOCOLS) + ' | mean |')
+    print('|---' * (len(PROTOCOLS) + 2) + '|')
+    for name in methods:
+        values = [summary[proto][name]['all']['psnr'] for proto in PROTOCOLS]
+        per_scene = ['/'.join('%.2f' % results[proto][f['name']][name]['all']['psnr'] for f in frames)
+                     for proto in PROTOCOLS]
+        print('| %s | %s | %.2f |' % (name, ' | '.join('%.2f (%s)' % (v, s) for v, s in zip(values, per_scene)),
+                                      np.mean(values)))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
