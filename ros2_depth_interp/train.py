@@ -40,7 +40,7 @@ def build_parser():
     p.add_argument('--preset', default='default', choices=sorted(PRESETS))
     p.add_argument('--width', type=int, help='override the preset width')
     p.add_argument('--stem-width', type=int)
-    p.add_argument('--dilations', help='comma list, e.g. 1,2,4,8,1')
+    p.add_argument('--dilations', help='comma list, e.g. 1,2,4,8')
     p.add_argument('--dropout', type=float)
     p.add_argument('--prefill-iterations', help='guided pre-fill sweeps per level, finest first, e.g. 1,3,10,10,10,10')
     p.add_argument('--prefill-tau', type=float, help='> 0: plain normalized-convolution pre-fill (phase 1 used 0.01)')

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# One GPU session: fine-tune the shipped network on the Levin-weighted, momentum-accelerated guided
-# pre-fill (the current `default` preset), two runs side by side on one GPU (A: five residual blocks
-# as shipped; B: four, for CPU headroom), snapshots every KEEP steps to choose from on the validation
-# scenes afterwards; then the ROS-free device benchmark of run A's graph (torch backend on CUDA).
+# One GPU session: fine-tune the network on the heavy-ball guided pre-fill of the `default` preset,
+# two runs side by side on one GPU (A: five residual blocks; B: four, for CPU headroom), snapshots
+# every KEEP steps to choose from on the validation scenes afterwards; then the ROS-free device
+# benchmark of run A's graph (torch backend on CUDA). Phase 4 of models/README.md ran this script
+# with an intermediate pre-fill (Levin-weighted, heavy-ball from the third level on) that was
+# dropped afterwards; it now trains on the current preset.
 # Everything comes back as one tar file.
 # Usage: scripts/device_train_guided.sh OUT_DIR MIDDLEBURY_ROOT INIT_CHECKPOINT MINUTES [DEVICE] [KEEP]
 set -u

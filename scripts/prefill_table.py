@@ -27,7 +27,8 @@ from ros2_depth_interp.resources import shared_data_dir  # noqa: E402
 SETTINGS = {
     'plain sweeps 1/3/10 (shipped before)': ((1, 3, 10, 10, 10, 10), 0.0),
     'plain sweeps 2/4/20/40/60/60': ((2, 4, 20, 40, 60, 60), 0.0),
-    'heavy-ball 0.95, 2/4/20/40/60/60 (default)': ((2, 4, 20, 40, 60, 60), 0.95),
+    'heavy-ball 0.95, 2/4/20/40/60/60 (phase 5 trained on it)': ((2, 4, 20, 40, 60, 60), 0.95),
+    'heavy-ball 0.95, 1/4/20/40/60/60 (the default graph)': ((1, 4, 20, 40, 60, 60), 0.95),
     'heavy-ball 0.95, 3/8/40/60/100/100': ((3, 8, 40, 60, 100, 100), 0.95),
     'heavy-ball 0.95, 30/60/100/100/100/100 (quality graph)': ((30, 60, 100, 100, 100, 100), 0.95),
     'heavy-ball 0.95, 300 per level (near convergence)': ((300,) * 6, 0.95),
