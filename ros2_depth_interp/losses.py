@@ -108,6 +108,12 @@ def masked_l1(pred, gt, valid):
     return (weight * (pred - gt).abs()).sum() / weight.sum().clamp_min(1.0)
 
 
+def masked_mse(pred, gt, valid):
+    """Mean squared error over valid pixels: what PSNR measures, so large errors weigh most."""
+    weight = valid.float()
+    return (weight * (pred - gt) ** 2).sum() / weight.sum().clamp_min(1.0)
+
+
 def gradient_loss(pred, gt, valid):
     """L1 between finite-difference gradients, where both pixels of a difference are valid."""
     def diffs(x):
@@ -131,9 +137,9 @@ class CombinedLoss(nn.Module):
     """Weighted sum of the terms; a weight of 0 switches a term off (and skips its cost)."""
 
     def __init__(self, l1=1.0, grad=0.5, perceptual=0.0, tv=0.0, confidence=0.1,
-                 perceptual_layer='relu2_2', vgg_weights=None, perceptual_fallback=None):
+                 perceptual_layer='relu2_2', vgg_weights=None, perceptual_fallback=None, mse=0.0):
         super().__init__()
-        self.weights = dict(l1=l1, grad=grad, perceptual=perceptual, tv=tv, confidence=confidence)
+        self.weights = dict(l1=l1, mse=mse, grad=grad, perceptual=perceptual, tv=tv, confidence=confidence)
         self.perceptual = (PerceptualLoss(perceptual_layer, vgg_weights, perceptual_fallback)
                            if perceptual > 0 else None)
 
@@ -149,6 +155,8 @@ class CombinedLoss(nn.Module):
         terms = {}
         if w['l1'] > 0:
             terms['l1'] = masked_l1(pred, gt, valid)
+        if w['mse'] > 0:
+            terms['mse'] = masked_mse(pred, gt, valid)
         if w['grad'] > 0:
             terms['grad'] = gradient_loss(pred, gt, valid)
         if w['perceptual'] > 0:

@@ -59,6 +59,7 @@ def build_parser():
     p.add_argument('--mask-modes', default='gradient,uniform,lsd')
     p.add_argument('--densities', default='0.05,0.2', help='min,max mask density')
     p.add_argument('--w-l1', type=float, default=1.0)
+    p.add_argument('--w-mse', type=float, default=0.0, help='squared error (what PSNR measures)')
     p.add_argument('--w-grad', type=float, default=0.5)
     p.add_argument('--w-perceptual', type=float, default=0.0)
     p.add_argument('--w-tv', type=float, default=0.0)
@@ -288,7 +289,8 @@ def train(args):
     model = build_model(config).to(device)
     try:
         criterion = CombinedLoss(args.w_l1, args.w_grad, args.w_perceptual, args.w_tv, args.w_confidence,
-                                 args.perceptual_layer, args.vgg_weights, args.perceptual_fallback).to(device)
+                                 args.perceptual_layer, args.vgg_weights, args.perceptual_fallback,
+                                 mse=args.w_mse).to(device)
     except VGGWeightsMissing as exc:
         print('train: %s' % exc, file=sys.stderr)
         return 2

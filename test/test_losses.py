@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from ros2_depth_interp.losses import (CombinedLoss, PerceptualLoss, VGGWeightsMissing, gradient_loss,
-                                      load_vgg16_features, masked_l1, total_variation)
+                                      load_vgg16_features, masked_l1, masked_mse, total_variation)
 
 
 def _pair(noise):
@@ -31,10 +31,10 @@ def test_vgg_weights_load_from_torchvision_style_file(tmp_path):
     assert torch.all(loaded[0].weight == 0.5)
 
 
-@pytest.mark.parametrize('name', ['l1', 'grad', 'perceptual'])
+@pytest.mark.parametrize('name', ['l1', 'mse', 'grad', 'perceptual'])
 def test_loss_is_zero_for_identical_inputs_and_grows_with_error(name):
     perceptual = PerceptualLoss('relu1_2', fallback='random') if name == 'perceptual' else None
-    fn = {'l1': masked_l1, 'grad': gradient_loss, 'perceptual': perceptual}[name]
+    fn = {'l1': masked_l1, 'mse': masked_mse, 'grad': gradient_loss, 'perceptual': perceptual}[name]
     values = []
     for noise in (0.0, 0.05, 0.2):
         pred, gt, valid = _pair(noise)
@@ -48,6 +48,7 @@ def test_invalid_pixels_do_not_count():
     pred = pred.clone()
     pred[~valid] += 10.0
     assert float(masked_l1(pred, gt, valid)) == pytest.approx(0.0, abs=1e-7)
+    assert float(masked_mse(pred, gt, valid)) == pytest.approx(0.0, abs=1e-7)
     assert float(PerceptualLoss('relu1_2', fallback='random')(pred, gt, valid)) == pytest.approx(0.0, abs=1e-6)
 
 
