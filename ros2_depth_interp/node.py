@@ -490,6 +490,12 @@ def main(args=None):
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except RuntimeError:
+        # rclpy's signal handler shuts the context down; if that lands between two waits of the
+        # executor, the next wait raises RCLError (a RuntimeError) instead of
+        # ExternalShutdownException. That is still a clean stop; anything else is not.
+        if rclpy.ok():
+            raise
     finally:
         executor.remove_node(node)
         node.destroy_node()
