@@ -75,17 +75,11 @@ class Recorder:
 
     def __init__(self, namespace='', reliable=False, node_name='depth_interp', save_max=0,
                  keep_cloud=False):
-        import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
-        from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import Image, PointCloud2
-        self.rclpy = rclpy
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context)
-        self.node = rclpy.create_node('depth_interp_recorder', namespace=namespace or None,
-                                      context=self.context)
-        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5,
-                         reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT)
+        from .private_node import PrivateNode
+        self._ros = PrivateNode('depth_interp_recorder', namespace, reliable)
+        self.context, self.node, qos = self._ros.context, self._ros.node, self._ros.qos
         self.node_name = node_name
         self.save_max = int(save_max)
         self.keep_cloud = bool(keep_cloud)
@@ -207,10 +201,7 @@ class Recorder:
         return cloud_to_ply(path, cloud_msg_to_array(msg)), _stamp_ns(msg.header)
 
     def close(self):
-        try:
-            self.node.destroy_node()
-        finally:
-            self.rclpy.try_shutdown(context=self.context)
+        self._ros.close()
 
 
 def parse_args(argv=None):

@@ -182,16 +182,10 @@ class Replayer:
 
     def __init__(self, frames, rate_hz, n_publish, namespace='', use_mask=True, reliable=False,
                  depth_encoding='32FC1', image_encoding='mono8', frame_id='camera'):
-        import rclpy
-        from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import CameraInfo, Image
-        self.rclpy = rclpy
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context)
-        self.node = rclpy.create_node('depth_interp_replay', namespace=namespace or None,
-                                      context=self.context)
-        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5,
-                         reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT)
+        from .private_node import PrivateNode
+        self._ros = PrivateNode('depth_interp_replay', namespace, reliable)
+        self.context, self.node, qos = self._ros.context, self._ros.node, self._ros.qos
         self.publishers = {'depth': self.node.create_publisher(Image, 'semi_dense_depth', qos),
                            'image': self.node.create_publisher(Image, 'image', qos),
                            'camera_info': self.node.create_publisher(CameraInfo, 'camera_info', qos)}
@@ -268,10 +262,7 @@ class Replayer:
         }
 
     def close(self):
-        try:
-            self.node.destroy_node()
-        finally:
-            self.rclpy.try_shutdown(context=self.context)
+        self._ros.close()
 
 
 def _size(text):
