@@ -308,8 +308,8 @@ class DepthInterpNode(Node):
             try:
                 self._process_set(message_set, enqueued)
             except Exception as exc:  # the worker must survive anything a message can cause
-                if self._stop.is_set() or not self.context.ok():
-                    break   # shutting down: the context went away under a publish
+                if self._shutting_down():
+                    break   # the context went away under a publish
                 self.stats.drop('internal_error')
                 self._warn('internal_error', 'frame failed: %s: %s' % (type(exc).__name__, exc),
                            error=True)
@@ -327,6 +327,10 @@ class DepthInterpNode(Node):
         values = self.values
         return fallback_intrinsics(values['fx'], values['fy'], values['cx'], values['cy'], width, height)
 
+    def _shutting_down(self):
+        # Ctrl-C invalidates the context before spin returns and the worker is stopped
+        return self._stop.is_set() or not self.context.ok()
+
     def _process_set(self, message_set, enqueued=None):
         t_start = time.perf_counter()
         depth_msg, image_msg = message_set[DEPTH], message_set[IMAGE]
@@ -339,8 +343,8 @@ class DepthInterpNode(Node):
                        % (_stamp_text(depth_msg.header), exc.reason_key, exc.message))
             return
 
-        if self._stop.is_set() or not self.context.ok():
-            return   # shutting down (Ctrl-C invalidates the context before spin returns)
+        if self._shutting_down():
+            return
         t_publish = time.perf_counter()
         header = depth_msg.header
         self.pub_depth.publish(self._messages.image('depth', result.dense_depth, '32FC1', header))

@@ -217,7 +217,6 @@ class FrameProcessor:
                            input_density=float(np.count_nonzero(known)) / known.size,
                            nonfinite_pixels=nonfinite, cloud_skipped=skipped, known=known)
 
-
     def process_messages(self, depth_msg, image_msg, mask_msg, intrinsics_for):
         """The same from Image messages (rclpy or rosbags: anything with the Image fields).
 
