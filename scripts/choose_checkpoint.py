@@ -4,8 +4,8 @@
 Usage: scripts/choose_checkpoint.py CKPT.pt [CKPT.pt ...] [--scenes Baby3,Cloth4] [--data DIR]
 Each checkpoint runs through the torch backend on whole frames (third size) of scenes that training
 held out (train.VAL_SCENES), under the 10 % uniform, gradient and LSD-SLAM-like protocols, with the
-same masks for every checkpoint (seed 0). "pre-fill" rows are the checkpoint's network with its
-correction switched off: what the parameter-free pre-fill alone gives. Never use the test scenes
+same masks for every checkpoint (seed 0). The "pre-fill" row is the first checkpoint's
+parameter-free pre-fill alone, without the network. Never use the test scenes
 (Books, Laundry, Reindeer) here.
 """
 import argparse
@@ -17,31 +17,13 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from prefill_table import prefill_method  # noqa: E402  (this folder)
 from ros2_depth_interp.evaluate import evaluate, load_middlebury_frames, summarize  # noqa: E402
 from ros2_depth_interp.inference import DepthInterpolator  # noqa: E402
 from ros2_depth_interp.resources import shared_data_dir  # noqa: E402
 from ros2_depth_interp.train import VAL_SCENES  # noqa: E402
 
 PROTOCOLS = ('uniform@0.10', 'gradient@0.10', 'lsd@0.10')
-
-
-def prefill_only(interp):
-    """The same graph with the network's correction zeroed: the pre-fill alone."""
-    model = interp._backend.model
-    head = model.head
-
-    def fn(depth, mask, intensity):
-        saved = head.weight.detach().clone(), head.bias.detach().clone()
-        with torch.no_grad():
-            head.weight.zero_()
-            head.bias.zero_()
-        try:
-            return interp.interpolate(depth, mask, intensity)
-        finally:
-            with torch.no_grad():
-                head.weight.copy_(saved[0])
-                head.bias.copy_(saved[1])
-    return fn
 
 
 def main():
@@ -57,7 +39,7 @@ def main():
     for path in args.checkpoints:
         interp = DepthInterpolator(model_path=path, backend='torch', device='cpu', warmup=False)
         if args.prefill and not methods:
-            methods['pre-fill (%s)' % os.path.basename(path)] = prefill_only(interp)
+            methods['pre-fill (%s)' % os.path.basename(path)] = prefill_method(interp._backend.model.prefill)
         methods[path] = interp.interpolate
     results, _ = evaluate(frames, PROTOCOLS, methods, progress=False)
     summary = summarize(results, methods)

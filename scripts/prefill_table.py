@@ -2,25 +2,23 @@
 """PSNR of the parameter-free pre-fill alone (no network) under several sweep settings.
 
 Usage: scripts/prefill_table.py [--scenes Baby3,Cloth4,...] [--data DIR] [--out table.json]
-Same masks as `depth_interp eval` (seed 0, 10 % uniform and gradient); whole frames at third size.
-This is how the pre-fill of the `default` preset was chosen (on 2006 scenes, see models/README.md).
+`depth_interp eval`'s own run (same masks: seed 0, 10 % uniform and gradient; whole frames at
+third size) with one method per setting. This is how the pre-fill of the `default` preset was
+chosen (on 2006 scenes, see models/README.md).
 """
 import argparse
 import json
 import os
 import sys
-import time
 
 import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from ros2_depth_interp import metrics  # noqa: E402
-from ros2_depth_interp.evaluate import load_middlebury_frames, parse_protocol, protocol_label, protocol_rng  # noqa: E402
-from ros2_depth_interp.masks import make_semi_dense  # noqa: E402
+from ros2_depth_interp.evaluate import evaluate, load_middlebury_frames  # noqa: E402
 from ros2_depth_interp.model import PyramidPrefill  # noqa: E402
-from ros2_depth_interp.preprocess import prepare  # noqa: E402
+from ros2_depth_interp.preprocess import finish, prepare  # noqa: E402
 from ros2_depth_interp.resources import shared_data_dir  # noqa: E402
 
 # name: (sweeps per level finest first, momentum)
@@ -36,6 +34,18 @@ SETTINGS = {
 PROTOCOLS = ('uniform@0.10', 'gradient@0.10')
 
 
+def prefill_method(prefill):
+    """``prefill`` (a ``PyramidPrefill``) with the interface of ``DepthInterpolator.interpolate``:
+    the same normalization, padding and cropping as the model."""
+    def interpolate(depth, mask, intensity):
+        prepared = prepare(depth, mask, intensity, 2 ** prefill.levels)
+        x = torch.from_numpy(prepared.tensor)
+        with torch.no_grad():
+            fill = prefill(x[:, 0:1], x[:, 1:2], x[:, 2:3]).numpy()
+        return finish(prepared, fill, np.ones_like(fill))[0]
+    return interpolate
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--scenes', default='Baby3,Cloth4,Bowling1,Flowerpots,Midd1,Rocks1')
@@ -44,27 +54,12 @@ def main():
     args = p.parse_args()
     torch.set_num_threads(2)
     frames = load_middlebury_frames(args.data, tuple(args.scenes.split(',')))
-    table = {}
-    for name, (sweeps, momentum) in SETTINGS.items():
-        prefill = PyramidPrefill(5, iterations=sweeps, momentum=momentum)
-        for proto in PROTOCOLS:
-            mode, density = parse_protocol(proto)
-            label = protocol_label(mode, density)
-            for frame in frames:
-                gt, valid, intensity = frame['gt'], frame['valid'], frame['intensity']
-                sparse, mask = make_semi_dense(np.where(valid, gt, 0), intensity, mode, density,
-                                               protocol_rng(0, frame['name'], label))
-                mask &= valid
-                prepared = prepare(np.where(mask, sparse, 0).astype(np.float32), mask, intensity, 32)
-                x = torch.from_numpy(prepared.tensor)
-                t0 = time.perf_counter()
-                with torch.no_grad():
-                    fill = prefill(x[:, 0:1], x[:, 1:2], x[:, 2:3])
-                seconds = time.perf_counter() - t0
-                out = fill[0, 0, :prepared.height, :prepared.width].numpy() * prepared.scale
-                psnr = metrics.compute_metrics(out, gt, valid, frame['peak'])['psnr']
-                table.setdefault(name, {}).setdefault(label, {})[frame['name']] = dict(psnr=psnr, torch_s=seconds)
-        print(name, flush=True, file=sys.stderr)
+    methods = {name: prefill_method(PyramidPrefill(5, iterations=sweeps, momentum=momentum))
+               for name, (sweeps, momentum) in SETTINGS.items()}
+    results, _ = evaluate(frames, PROTOCOLS, methods)
+    table = {name: {proto: {f: dict(psnr=results[proto][f][name]['all']['psnr'],
+                                    seconds=results[proto][f][name]['time_s']) for f in results[proto]}
+                    for proto in PROTOCOLS} for name in methods}
     names = [f['name'] for f in frames]
     print('| pre-fill | ' + ' | '.join('%s mean (%s)' % (p, '/'.join(names)) for p in PROTOCOLS) + ' |')
     print('|---' * (len(PROTOCOLS) + 1) + '|')
