@@ -113,3 +113,66 @@ def test_prefill_momentum_reaches_the_same_solution_as_plain_sweeps_and_sooner()
     assert float(converged.min()) >= float(known.min()) - 1e-4 and float(converged.max()) <= float(known.max()) + 1e-4
     with pytest.raises(ValueError, match='momentum'):
         PyramidPrefill(levels=2, momentum=1.0)
+
+
+def _variance_weighted_solution(depth, known, intensity, scale, floor):
+    """The 'variance' pre-fill's fixed point, solved directly (scipy) from its definition: unknown
+    pixels r satisfy sum_s w_rs (x_r - x_s) = 0 over their 8 neighbours s, with
+    w_rs = exp(-(I_r - I_s)^2 / max(scale (v_r + v_s) / 2, floor^2)) + 1e-4 and v the intensity
+    variance of the 3x3 window (edge-replicated)."""
+    import scipy.sparse
+    import scipy.sparse.linalg
+    h, w = depth.shape
+    padded = np.pad(intensity, 1, mode='edge')
+    windows = np.stack([padded[1 + dy:1 + dy + h, 1 + dx:1 + dx + w] for dy in (-1, 0, 1) for dx in (-1, 0, 1)])
+    var = np.maximum((windows ** 2).mean(0) - windows.mean(0) ** 2, 0)
+    rows, cols, vals = [], [], []
+    for y in range(h):
+        for x in range(w):
+            for dy in (-1, 0, 1):
+                for dx in (-1, 0, 1):
+                    sy, sx = y + dy, x + dx
+                    if (dy, dx) == (0, 0) or not (0 <= sy < h and 0 <= sx < w):
+                        continue
+                    sigma2 = max(scale * (var[y, x] + var[sy, sx]) / 2, floor ** 2)
+                    rows.append(y * w + x)
+                    cols.append(sy * w + sx)
+                    vals.append(np.exp(-(intensity[y, x] - intensity[sy, sx]) ** 2 / sigma2) + 1e-4)
+    weights = scipy.sparse.csr_matrix((vals, (rows, cols)), shape=(h * w, h * w))
+    laplacian = scipy.sparse.diags(np.asarray(weights.sum(1)).ravel()) - weights
+    k = known.ravel()
+    u, kk = np.nonzero(~k)[0], np.nonzero(k)[0]
+    x = depth.ravel().astype(np.float64).copy()
+    x[u] = scipy.sparse.linalg.spsolve(laplacian[u][:, u].tocsc(), -(laplacian[u][:, kk] @ x[kk]))
+    return x.reshape(h, w)
+
+
+def test_cg_prefill_solves_the_variance_weighted_system():
+    rng = np.random.default_rng(3)
+    h, w = 24, 32
+    yy, xx = np.mgrid[0:h, 0:w]
+    intensity = np.where(xx < 13, 0.2, 0.7) + 0.05 * rng.random((h, w))    # an edge and some texture
+    depth = np.where(xx < 13, 1.0, 2.5) + 0.01 * yy
+    known = rng.random((h, w)) < 0.1
+    expected = _variance_weighted_solution(depth, known, intensity, scale=0.3, floor=0.005)
+    t = lambda a: torch.from_numpy(np.asarray(a, np.float32))[None, None]
+    solve = lambda n, levels: PyramidPrefill(levels, iterations=(n,) * (levels + 1), solver='cg', weights='variance',
+                                             variance_scale=0.3)(t(depth * known), t(known), t(intensity))[0, 0].numpy()
+    # the cascade only gives a start: the finest level's conjugate gradients reach the same solution
+    for levels in (0, 1, 3):
+        assert np.abs(solve(400, levels) - expected).max() < 1e-3
+    # the depth edge follows the intensity edge
+    assert np.abs(expected[:, :12] - depth[:, :12]).max() < 0.1 and np.abs(expected[:, 14:] - depth[:, 14:]).max() < 0.1
+    # a few iterations from the coarse-to-fine start get most of the way
+    assert np.abs(solve(10, 3) - expected).mean() < 0.5 * np.abs(solve(0, 3) - expected).mean()
+
+
+def test_cg_prefill_stays_finite_after_convergence_and_keeps_measurements():
+    depth, mask, intensity = _wide_hole_problem(16)
+    fill = PyramidPrefill(2, iterations=(500, 500, 500), solver='cg', weights='variance')(depth * mask, mask, intensity)
+    assert torch.isfinite(fill).all()
+    assert torch.allclose(fill[mask.bool()], depth[mask.bool()])
+    with pytest.raises(ValueError, match='solver'):
+        PyramidPrefill(2, solver='sor')
+    with pytest.raises(ValueError, match='neighbours'):
+        PyramidPrefill(2, solver='cg', neighbours=6)
