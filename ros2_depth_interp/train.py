@@ -22,6 +22,7 @@ from torch import nn
 
 from .losses import CombinedLoss, VGGWeightsMissing
 from .model import PRESETS, NetConfig, build_model, count_parameters
+from .prefill_options import add_prefill_arguments, apply_prefill_arguments
 from .preprocess import InputError, prepare
 
 # Middlebury scenes never trained on: the 2005 ones (evaluation) and two 2006 ones (validation).
@@ -42,9 +43,8 @@ def build_parser():
     p.add_argument('--stem-width', type=int)
     p.add_argument('--dilations', help='comma list, e.g. 1,2,4,8')
     p.add_argument('--dropout', type=float)
-    p.add_argument('--prefill-iterations', help='guided pre-fill sweeps per level, finest first, e.g. 1,3,10,10,10,10')
+    add_prefill_arguments(p)
     p.add_argument('--prefill-tau', type=float, help='> 0: plain normalized-convolution pre-fill (phase 1 used 0.01)')
-    p.add_argument('--prefill-momentum', type=float, help='heavy-ball momentum of the pre-fill sweeps (0: plain sweeps)')
     p.add_argument('--steps', type=int, default=70000)
     p.add_argument('--lr', type=float, default=1e-4)
     p.add_argument('--lr-drop-at', type=int, default=40000, help='step where lr becomes --lr-after')
@@ -95,12 +95,9 @@ def make_config(args):
         cfg['dilations'] = [int(x) for x in args.dilations.split(',')]
     if args.dropout is not None:
         cfg['dropout'] = args.dropout
-    if args.prefill_iterations is not None:
-        cfg['prefill_iterations'] = [int(x) for x in args.prefill_iterations.split(',') if x.strip()]
+    apply_prefill_arguments(cfg, args)
     if args.prefill_tau is not None:
         cfg['prefill_tau'] = args.prefill_tau
-    if args.prefill_momentum is not None:
-        cfg['prefill_momentum'] = args.prefill_momentum
     return NetConfig.from_dict(cfg)
 
 

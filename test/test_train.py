@@ -3,6 +3,7 @@ import json
 import os
 
 import numpy as np
+import pytest
 import torch
 
 from ros2_depth_interp import train
@@ -86,3 +87,16 @@ def test_ddp_through_torchrun_on_cpu(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert 'world size 2' in proc.stdout
     assert torch.load(os.path.join(out, 'last.pt'), weights_only=False)['step'] == 4
+
+
+def test_prefill_options_reach_the_model_config():
+    from ros2_depth_interp.model import PRESETS
+    from ros2_depth_interp.train import build_parser, make_config
+    args = build_parser().parse_args(['--prefill-solver', 'cg', '--prefill-weights', 'variance',
+                                      '--prefill-variance-scale', '0.3', '--prefill-iterations', '4,10,15,20,20,20'])
+    config = make_config(args)
+    assert (config.prefill_solver, config.prefill_weights, config.prefill_variance_scale) == ('cg', 'variance', 0.3)
+    assert config.prefill_iterations == (4, 10, 15, 20, 20, 20)
+    assert make_config(build_parser().parse_args([])).prefill_solver == PRESETS['default'].prefill_solver
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(['--prefill-solver', 'sor'])
