@@ -14,6 +14,7 @@ import torch
 
 from . import __version__
 from .model import build_model
+from .prefill_options import add_prefill_arguments, apply_prefill_arguments
 from .preprocess import INPUT_CHANNELS, MAX_NORMALIZED, prepare
 
 FORMAT_TAG = 'ros2_depth_interp/1'
@@ -45,6 +46,38 @@ def load_torch_weights(path, map_location='cpu'):
     return model.eval(), blob.get('training', {})
 
 
+def compact_graph(graph):
+    """Shrink an exported graph without changing what it computes: identical Constant nodes are
+    shared, and intermediate values and nodes get short names. The pre-fill's unrolled iterations
+    export tens of thousands of small nodes (each Slice with its own constant bounds), which
+    otherwise makes the file several times larger than the network's weights."""
+    keep, first, renamed = [], {}, {}
+    for node in graph.node:
+        if node.op_type == 'Constant' and len(node.attribute) == 1 and node.attribute[0].name == 'value':
+            t = node.attribute[0].t
+            key = (t.data_type, tuple(t.dims), t.raw_data, tuple(t.int64_data), tuple(t.int32_data),
+                   tuple(t.float_data), tuple(t.double_data))
+            if key in first:
+                renamed[node.output[0]] = first[key]
+                continue
+            first[key] = node.output[0]
+        keep.append(node)
+    fixed = {v.name for v in graph.input} | {v.name for v in graph.output} | {t.name for t in graph.initializer}
+    short = {}
+    for node in keep:
+        for i, name in enumerate(node.input):
+            name = renamed.get(name, name)
+            node.input[i] = short.get(name, name)
+        for i, name in enumerate(node.output):
+            if name and name not in fixed:
+                short[name] = node.output[i] = 'v%x' % len(short)
+        node.name = ''
+        node.doc_string = ''
+    del graph.node[:]
+    graph.node.extend(keep)
+    del graph.value_info[:]
+
+
 def export_onnx(model, path, opset=17, fp16=False, training=None, sample=None):
     """Export ``model`` to ``path``; returns a report with the max |torch - onnxruntime| error."""
     import onnx
@@ -62,6 +95,7 @@ def export_onnx(model, path, opset=17, fp16=False, training=None, sample=None):
                       'confidence': {0: 'batch', 2: 'height', 3: 'width'}},
         opset_version=opset, do_constant_folding=True, dynamo=False)
     proto = onnx.load(tmp)
+    compact_graph(proto.graph)
     meta = _metadata(model, dict(training or {}, fp16=bool(fp16)))
     del proto.metadata_props[:]
     for key, value in meta.items():
@@ -147,27 +181,19 @@ def main(argv=None):
     parser.add_argument('--out', default='models/depth_interp.onnx', help='ONNX file to write')
     parser.add_argument('--opset', type=int, default=17)
     parser.add_argument('--fp16', action='store_true', help='also write <name>_fp16.onnx (for GPUs)')
-    parser.add_argument('--prefill-iterations', help='override the guided pre-fill sweeps per level, e.g. '
-                        '30,60,100,100,100,100 for a slower, more accurate graph with the same weights')
-    parser.add_argument('--prefill-momentum', type=float,
-                        help='override the heavy-ball momentum of the pre-fill sweeps (0: plain sweeps)')
+    add_prefill_arguments(parser)  # override the pre-fill the network was trained with
     args = parser.parse_args(argv)
     if args.opset < 17:
         parser.error('--opset must be 17 or newer')
     blob = torch.load(args.checkpoint, map_location='cpu', weights_only=False)
     config = dict(blob['config'])
-    if args.prefill_iterations:
-        config['prefill_iterations'] = [int(v) for v in args.prefill_iterations.split(',')]
-    if args.prefill_momentum is not None:
-        config['prefill_momentum'] = args.prefill_momentum
+    overridden = apply_prefill_arguments(config, args)
     model = build_model(config)
     model.load_state_dict(blob['model'])
     model.eval()
     training = dict(blob.get('training', {}))
-    if args.prefill_iterations:
-        training['prefill_iterations_at_export'] = config['prefill_iterations']
-    if args.prefill_momentum is not None:
-        training['prefill_momentum_at_export'] = config['prefill_momentum']
+    for key in overridden:
+        training[key + '_at_export'] = config[key]
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     sample = _real_sample()
     report = export_onnx(model, args.out, args.opset, training=training, sample=sample)

@@ -38,6 +38,16 @@ def test_export_writes_metadata_and_matches_torch(tmp_path):
     assert dims[2].dim_param and dims[3].dim_param    # dynamic height and width
 
 
+def test_export_matches_torch_with_the_conjugate_gradient_prefill(tmp_path):
+    torch.manual_seed(0)
+    config = dict(build_model('tiny').config.to_dict(), prefill_solver='cg', prefill_weights='variance',
+                  prefill_iterations=[5, 5, 5, 5])
+    model = build_model(config)
+    torch.nn.init.normal_(model.head.weight, std=0.05)
+    report = export_onnx(model, str(tmp_path / 'cg.onnx'), sample=_frame(61, 83))
+    assert report['max_abs_error_random'] < 1e-4 and report['max_abs_error_real'] < 1e-4
+
+
 def test_export_command_from_checkpoint(tmp_path):
     model = build_model('tiny')
     ckpt = tmp_path / 'last.pt'
@@ -46,6 +56,11 @@ def test_export_command_from_checkpoint(tmp_path):
     assert export_main([str(ckpt), '--out', str(out)]) == 0
     assert out.exists() and (tmp_path / 'exported.pt').exists()
     assert DepthInterpolator(str(out)).interpolate(*_frame()).shape == (70, 90)
+    # the pre-fill can be changed at export; the change is recorded in the metadata
+    assert export_main([str(ckpt), '--out', str(out), '--prefill-solver', 'cg', '--prefill-iterations', '3,3,3,3']) == 0
+    training = json.loads({p.key: p.value for p in onnx.load(str(out)).metadata_props}['training'])
+    assert training['prefill_solver_at_export'] == 'cg' and training['prefill_iterations_at_export'] == [3, 3, 3, 3]
+    assert torch.load(tmp_path / 'exported.pt', weights_only=False)['config']['prefill_solver'] == 'cg'
 
 
 def test_interpolator_keeps_units_and_measured_pixels(tiny_model_path):
