@@ -21,15 +21,19 @@ from ros2_depth_interp.model import PyramidPrefill  # noqa: E402
 from ros2_depth_interp.preprocess import finish, prepare  # noqa: E402
 from ros2_depth_interp.resources import shared_data_dir  # noqa: E402
 
-# name: (sweeps per level finest first, momentum)
+HEAVY_BALL = dict(solver='heavy_ball', weights='global', momentum=0.95)
+CG = dict(solver='cg', weights='variance', variance_scale=0.3)
+# name: PyramidPrefill options (iterations per level, finest first)
 SETTINGS = {
-    'plain sweeps 1/3/10 (shipped before)': ((1, 3, 10, 10, 10, 10), 0.0),
-    'plain sweeps 2/4/20/40/60/60': ((2, 4, 20, 40, 60, 60), 0.0),
-    'heavy-ball 0.95, 2/4/20/40/60/60 (phase 5 trained on it)': ((2, 4, 20, 40, 60, 60), 0.95),
-    'heavy-ball 0.95, 1/4/20/40/60/60 (the default graph)': ((1, 4, 20, 40, 60, 60), 0.95),
-    'heavy-ball 0.95, 3/8/40/60/100/100': ((3, 8, 40, 60, 100, 100), 0.95),
-    'heavy-ball 0.95, 30/60/100/100/100/100 (quality graph)': ((30, 60, 100, 100, 100, 100), 0.95),
-    'heavy-ball 0.95, 300 per level (near convergence)': ((300,) * 6, 0.95),
+    'plain sweeps 1/3/10 (session 1)': dict(iterations=(1, 3, 10, 10, 10, 10)),
+    'plain sweeps 2/4/20/40/60/60': dict(iterations=(2, 4, 20, 40, 60, 60)),
+    'heavy-ball 0.95, 1/4/20/40/60/60 (session 2 default graph)': dict(HEAVY_BALL, iterations=(1, 4, 20, 40, 60, 60)),
+    'heavy-ball 0.95, 30/60/100/100/100/100 (session 2 quality graph)': dict(HEAVY_BALL, iterations=(30, 60, 100, 100, 100, 100)),
+    'heavy-ball 0.95, 300 per level': dict(HEAVY_BALL, iterations=(300,) * 6),
+    'variance weights, CG 4/10/15/20/20/20 (phase 6 trained on it)': dict(CG, iterations=(4, 10, 15, 20, 20, 20)),
+    'variance weights, CG 6/30/20/20/20/20': dict(CG, iterations=(6, 30, 20, 20, 20, 20)),
+    'variance weights, CG 30/300/100/100/100/100': dict(CG, iterations=(30, 300, 100, 100, 100, 100)),
+    'variance weights, CG 300 per level': dict(CG, iterations=(300,) * 6),
 }
 PROTOCOLS = ('uniform@0.10', 'gradient@0.10')
 
@@ -54,8 +58,7 @@ def main():
     args = p.parse_args()
     torch.set_num_threads(2)
     frames = load_middlebury_frames(args.data, tuple(args.scenes.split(',')))
-    methods = {name: prefill_method(PyramidPrefill(5, iterations=sweeps, momentum=momentum))
-               for name, (sweeps, momentum) in SETTINGS.items()}
+    methods = {name: prefill_method(PyramidPrefill(5, **options)) for name, options in SETTINGS.items()}
     results, _ = evaluate(frames, PROTOCOLS, methods)
     table = {name: {proto: {f: dict(psnr=results[proto][f][name]['all']['psnr'],
                                     seconds=results[proto][f][name]['time_s']) for f in results[proto]}

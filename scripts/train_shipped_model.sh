@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Reproduces models/depth_interp.onnx: the five training phases of models/README.md, then export.
-# Phases 1-2 ran on an NVIDIA H200, 4 on an H100, 3 and 5 on a 2-core CPU; DEVICE=cpu runs everything
+# Reproduces models/depth_interp.onnx: the six training phases of models/README.md, then export.
+# Phases 1-2 ran on an NVIDIA H200, 4 on an H100, 3, 5 and 6 on a 2-core CPU; DEVICE=cpu runs everything
 # on the CPU (much slower for the same number of samples). Randomness (data, masks) makes the result
 # close, not bit-identical; phase 4 ran on an intermediate pre-fill that was dropped afterwards (see
 # the model card) and runs here on the current one.
@@ -12,32 +12,34 @@ mb=${MIDDLEBURY:-../shared/data/middlebury}
 workers=${WORKERS:-3}
 py=${PYTHON:-.venv/bin/python}
 train() { "$py" -m ros2_depth_interp.train --middlebury "$mb" --device "$device" "$@"; }
+# phases 1-5 ran on the earlier pre-fill: Jacobi/heavy-ball sweeps with one global sigma
+sweeps=(--prefill-solver heavy_ball --prefill-weights global)
 
 # phase 1: plain pyramid pre-fill, dropout 0.5, L1 + gradient + (random-VGG) perceptual + TV
-train --out "$out/p1" --dilations 1,2,4,8,1 --prefill-momentum 0 --prefill-tau 0.01 --prefill-iterations '' --dropout 0.5 \
+train --out "$out/p1" "${sweeps[@]}" --dilations 1,2,4,8,1 --prefill-momentum 0 --prefill-tau 0.01 --prefill-iterations '' --dropout 0.5 \
   --batch 16 --crop 256x320 --workers "$workers" --steps 3202 \
   --lr 5e-4 --lr-after 5e-5 --lr-drop-at 2400 \
   --w-l1 1 --w-grad 0.5 --w-perceptual 0.05 --w-tv 0.001 --perceptual-fallback random --pictures latest
 # phase 2: pull-push pre-fill, no dropout
-train --out "$out/p2" --dilations 1,2,4,8,1 --init "$out/p1/last.pt" --prefill-momentum 0 --prefill-iterations '' --dropout 0 \
+train --out "$out/p2" "${sweeps[@]}" --dilations 1,2,4,8,1 --init "$out/p1/last.pt" --prefill-momentum 0 --prefill-iterations '' --dropout 0 \
   --batch 32 --crop 256x320 --workers "$workers" --steps 2348 \
   --lr 3e-4 --lr-after 3e-5 --lr-drop-at 1640 --w-l1 1 --w-grad 0.5 --pictures latest
 # phase 3: intensity-guided pre-fill, more Middlebury
-train --out "$out/p3a" --dilations 1,2,4,8,1 --init "$out/p2/last.pt" --prefill-momentum 0 --prefill-iterations 2,4,12,12,12,12 --dropout 0 \
+train --out "$out/p3a" "${sweeps[@]}" --dilations 1,2,4,8,1 --init "$out/p2/last.pt" --prefill-momentum 0 --prefill-iterations 2,4,12,12,12,12 --dropout 0 \
   --batch 4 --crop 192x256 --workers 1 --steps 900 --lr 2e-4 --w-l1 1 --w-grad 0.5 --pictures latest
-train --out "$out/p3" --dilations 1,2,4,8,1 --init "$out/p3a/last.pt" --prefill-momentum 0 --prefill-iterations 2,4,12,12,12,12 --dropout 0 \
+train --out "$out/p3" "${sweeps[@]}" --dilations 1,2,4,8,1 --init "$out/p3a/last.pt" --prefill-momentum 0 --prefill-iterations 2,4,12,12,12,12 --dropout 0 \
   --batch 4 --crop 192x256 --workers 1 --steps 6000 --lr 1e-4 --lr-drop-at 1000000 \
   --synthetic-fraction 0.2 --w-l1 1 --w-grad 0.5 --pictures latest
 # phase 4: heavy-ball pre-fill (the default preset), one residual block fewer (1, 2, 4, 8); two runs
 # on the GPU, the second continuing the first at a lower rate
-train --out "$out/p4a" --init "$out/p3/last.pt" --dilations 1,2,4,8 --prefill-iterations 2,4,20,40,60,60 --dropout 0 \
+train --out "$out/p4a" "${sweeps[@]}" --prefill-momentum 0.95 --init "$out/p3/last.pt" --dilations 1,2,4,8 --prefill-iterations 2,4,20,40,60,60 --dropout 0 \
   --batch 32 --crop 256x320 --workers "$workers" --steps 5904 --lr 3e-4 --lr-after 3e-5 --lr-drop-at 4130 \
   --synthetic-fraction 0.2 --w-l1 1 --w-grad 0.5 --pictures latest
-train --out "$out/p4b" --init "$out/p4a/last.pt" --dilations 1,2,4,8 --prefill-iterations 2,4,20,40,60,60 --dropout 0 \
+train --out "$out/p4b" "${sweeps[@]}" --prefill-momentum 0.95 --init "$out/p4a/last.pt" --dilations 1,2,4,8 --prefill-iterations 2,4,20,40,60,60 --dropout 0 \
   --batch 32 --crop 256x320 --workers "$workers" --steps 2794 --lr 1e-4 --lr-after 1e-5 --lr-drop-at 1680 \
   --synthetic-fraction 0.2 --w-l1 1 --w-grad 0.5 --pictures latest
 # phase 5: the CPU fine-tune; the shipped weights are its snapshot chosen on the validation scenes
-train --out "$out/p5" --init "$out/p4b/last.pt" --dilations 1,2,4,8 --prefill-iterations 2,4,20,40,60,60 --dropout 0 \
+train --out "$out/p5" "${sweeps[@]}" --prefill-momentum 0.95 --init "$out/p4b/last.pt" --dilations 1,2,4,8 --prefill-iterations 2,4,20,40,60,60 --dropout 0 \
   --batch 4 --crop 256x320 --workers 1 --steps 3000 --lr 1e-4 --lr-after 1e-5 --lr-drop-at 1000000 \
   --synthetic-fraction 0.2 --w-l1 1 --w-grad 0.5 --pictures latest
 # export: the real-time graph and the quality graph (same weights)
