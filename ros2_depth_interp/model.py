@@ -63,7 +63,8 @@ class NetConfig:
 
 PRESETS = {
     # real time on a 2-core CPU (see models/README.md for the timing that chose it)
-    'default': NetConfig(dilations=(1, 2, 4, 8), prefill_iterations=(1, 4, 20, 40, 60, 60), prefill_momentum=0.95),
+    'default': NetConfig(dilations=(1, 2, 4), prefill_solver='cg', prefill_weights='variance',
+                         prefill_variance_scale=0.3, prefill_iterations=(6, 30, 20, 20, 20, 20)),
     # the paper-sized variant
     'paper': NetConfig(stem_width=32, width=64, dilations=(1, 2, 4, 8, 16, 1),
                        prefill_iterations=(2, 4, 12, 12, 12, 12)),

@@ -31,8 +31,8 @@ SETTINGS = {
     'heavy-ball 0.95, 30/60/100/100/100/100 (session 2 quality graph)': dict(HEAVY_BALL, iterations=(30, 60, 100, 100, 100, 100)),
     'heavy-ball 0.95, 300 per level': dict(HEAVY_BALL, iterations=(300,) * 6),
     'variance weights, CG 4/10/15/20/20/20 (phase 6 trained on it)': dict(CG, iterations=(4, 10, 15, 20, 20, 20)),
-    'variance weights, CG 6/30/20/20/20/20': dict(CG, iterations=(6, 30, 20, 20, 20, 20)),
-    'variance weights, CG 30/300/100/100/100/100': dict(CG, iterations=(30, 300, 100, 100, 100, 100)),
+    'variance weights, CG 6/30/20/20/20/20 (phase 7, the default graph)': dict(CG, iterations=(6, 30, 20, 20, 20, 20)),
+    'variance weights, CG 30/300/100/100/100/100 (the quality graph)': dict(CG, iterations=(30, 300, 100, 100, 100, 100)),
     'variance weights, CG 300 per level': dict(CG, iterations=(300,) * 6),
 }
 PROTOCOLS = ('uniform@0.10', 'gradient@0.10')

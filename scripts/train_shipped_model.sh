@@ -38,11 +38,21 @@ train --out "$out/p4a" "${sweeps[@]}" --prefill-momentum 0.95 --init "$out/p3/la
 train --out "$out/p4b" "${sweeps[@]}" --prefill-momentum 0.95 --init "$out/p4a/last.pt" --dilations 1,2,4,8 --prefill-iterations 2,4,20,40,60,60 --dropout 0 \
   --batch 32 --crop 256x320 --workers "$workers" --steps 2794 --lr 1e-4 --lr-after 1e-5 --lr-drop-at 1680 \
   --synthetic-fraction 0.2 --w-l1 1 --w-grad 0.5 --pictures latest
-# phase 5: the CPU fine-tune; the shipped weights are its snapshot chosen on the validation scenes
+# phase 5: the CPU fine-tune (session 2 shipped its step-3000 snapshot, chosen on the validation scenes)
 train --out "$out/p5" "${sweeps[@]}" --prefill-momentum 0.95 --init "$out/p4b/last.pt" --dilations 1,2,4,8 --prefill-iterations 2,4,20,40,60,60 --dropout 0 \
   --batch 4 --crop 256x320 --workers 1 --steps 3000 --lr 1e-4 --lr-after 1e-5 --lr-drop-at 1000000 \
   --synthetic-fraction 0.2 --w-l1 1 --w-grad 0.5 --pictures latest
+# phase 6: the conjugate-gradient pre-fill with variance-scaled weights (session 3), four blocks
+cg=(--prefill-solver cg --prefill-weights variance --prefill-variance-scale 0.3 --prefill-momentum 0)
+train --out "$out/p6" "${cg[@]}" --init "$out/p5/last.pt" --dilations 1,2,4,8 --prefill-iterations 4,10,15,20,20,20 --dropout 0 \
+  --batch 4 --crop 256x320 --workers 1 --steps 6000 --lr 1e-4 --lr-after 3e-5 --lr-drop-at 2000 \
+  --synthetic-fraction 0.2 --w-l1 1 --w-grad 0.5 --pictures latest
+# phase 7: three blocks (the dilation-8 block dropped to pay for the iterations), larger crops, the
+# default graph's pre-fill; the shipped weights are its step-2500 snapshot (chosen on the validation scenes)
+train --out "$out/p7" "${cg[@]}" --init "$out/p6/last.pt" --dilations 1,2,4 --prefill-iterations 6,30,20,20,20,20 --dropout 0 \
+  --batch 3 --crop 320x416 --workers 1 --steps 2500 --lr 1e-4 --lr-after 3e-5 --lr-drop-at 2500 \
+  --synthetic-fraction 0.2 --w-l1 1 --w-grad 0.5 --pictures latest
 # export: the real-time graph and the quality graph (same weights)
-"$py" -m ros2_depth_interp.export "$out/p5/last.pt" --out "$out/depth_interp.onnx" --prefill-iterations 1,4,20,40,60,60
-"$py" -m ros2_depth_interp.export "$out/p5/last.pt" --out "$out/depth_interp_quality.onnx" \
-  --prefill-iterations 30,60,100,100,100,100
+"$py" -m ros2_depth_interp.export "$out/p7/last.pt" --out "$out/depth_interp.onnx"
+"$py" -m ros2_depth_interp.export "$out/p7/last.pt" --out "$out/depth_interp_quality.onnx" \
+  --prefill-iterations 30,300,100,100,100,100
