@@ -17,6 +17,7 @@ OPTIONS = {
     '--prefill-momentum': ('prefill_momentum', float, 'heavy-ball momentum of the sweeps (0: plain sweeps)'),
     '--prefill-weights': ('prefill_weights', str, "'global' (one sigma) or 'variance' (from the local variance)"),
     '--prefill-variance-scale': ('prefill_variance_scale', float, "'variance' weights: sigma^2 = scale x variance"),
+    '--prefill-sigma-floor': ('prefill_sigma_floor', float, "'variance' weights: sigma never below this"),
 }
 CHOICES = {'--prefill-solver': ('heavy_ball', 'cg'), '--prefill-weights': ('global', 'variance')}
 
