@@ -144,12 +144,12 @@ class PyramidPrefill(nn.Module):
             raise ValueError("weights must be 'global' or 'variance', got %r" % (weights,))
         if solver not in ('heavy_ball', 'cg'):
             raise ValueError("solver must be 'heavy_ball' or 'cg', got %r" % (solver,))
+        if neighbours not in OFFSETS:
+            raise ValueError('neighbours must be 4 or 8, got %r' % (neighbours,))
         self.weights = weights
         self.variance_scale = float(variance_scale)
         self.sigma_floor = float(sigma_floor)
         self.solver = solver
-        if neighbours not in (4, 8):
-            raise ValueError('neighbours must be 4 or 8, got %r' % (neighbours,))
         self.offsets = OFFSETS[neighbours]
         self.levels = levels
         self.tau = tau

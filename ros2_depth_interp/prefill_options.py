@@ -9,30 +9,33 @@ def _ints(text):
     return [int(v) for v in text.split(',') if v.strip()]
 
 
-# flag -> (config key, type, help)
+# flag -> (type, help, choices); the config key is the flag's name: --prefill-x -> prefill_x
 OPTIONS = {
-    '--prefill-iterations': ('prefill_iterations', _ints,
-                             'iterations per pyramid level, finest first, e.g. 8,15,15,20,20,20'),
-    '--prefill-solver': ('prefill_solver', str, "'heavy_ball' sweeps or 'cg' (conjugate gradients)"),
-    '--prefill-momentum': ('prefill_momentum', float, 'heavy-ball momentum of the sweeps (0: plain sweeps)'),
-    '--prefill-weights': ('prefill_weights', str, "'global' (one sigma) or 'variance' (from the local variance)"),
-    '--prefill-variance-scale': ('prefill_variance_scale', float, "'variance' weights: sigma^2 = scale x variance"),
-    '--prefill-sigma-floor': ('prefill_sigma_floor', float, "'variance' weights: sigma never below this"),
+    '--prefill-iterations': (_ints, 'iterations per pyramid level, finest first, e.g. 8,15,15,20,20,20', None),
+    '--prefill-solver': (str, "'heavy_ball' sweeps or 'cg' (conjugate gradients)", ('heavy_ball', 'cg')),
+    '--prefill-momentum': (float, 'heavy-ball momentum of the sweeps (0: plain sweeps)', None),
+    '--prefill-weights': (str, "'global' (one sigma) or 'variance' (from the local variance)", ('global', 'variance')),
+    '--prefill-variance-scale': (float, "'variance' weights: sigma^2 = scale x variance", None),
+    '--prefill-sigma-floor': (float, "'variance' weights: sigma never below this", None),
+    '--prefill-tau': (float, '> 0: plain normalized-convolution pre-fill (phase 1 used 0.01)', None),
 }
-CHOICES = {'--prefill-solver': ('heavy_ball', 'cg'), '--prefill-weights': ('global', 'variance')}
+
+
+def _key(flag):
+    return flag[2:].replace('-', '_')
 
 
 def add_prefill_arguments(parser):
-    for flag, (_, kind, text) in OPTIONS.items():
-        parser.add_argument(flag, type=kind, choices=CHOICES.get(flag), help=text)
+    for flag, (kind, text, choices) in OPTIONS.items():
+        parser.add_argument(flag, type=kind, choices=choices, help=text)
 
 
 def apply_prefill_arguments(config, args):
     """Set the given options in ``config`` (a dict); return the keys that were set."""
     changed = []
-    for flag, (key, _, _) in OPTIONS.items():
-        value = getattr(args, flag[2:].replace('-', '_'))
+    for flag in OPTIONS:
+        value = getattr(args, _key(flag))
         if value is not None:
-            config[key] = value
-            changed.append(key)
+            config[_key(flag)] = value
+            changed.append(_key(flag))
     return changed

@@ -44,7 +44,6 @@ def build_parser():
     p.add_argument('--dilations', help='comma list, e.g. 1,2,4,8')
     p.add_argument('--dropout', type=float)
     add_prefill_arguments(p)
-    p.add_argument('--prefill-tau', type=float, help='> 0: plain normalized-convolution pre-fill (phase 1 used 0.01)')
     p.add_argument('--steps', type=int, default=70000)
     p.add_argument('--lr', type=float, default=1e-4)
     p.add_argument('--lr-drop-at', type=int, default=40000, help='step where lr becomes --lr-after')
@@ -96,8 +95,6 @@ def make_config(args):
     if args.dropout is not None:
         cfg['dropout'] = args.dropout
     apply_prefill_arguments(cfg, args)
-    if args.prefill_tau is not None:
-        cfg['prefill_tau'] = args.prefill_tau
     return NetConfig.from_dict(cfg)
 
 
