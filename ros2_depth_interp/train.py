@@ -378,6 +378,9 @@ def train(args):
                                                                    os.path.join(args.out, 'last.pt')))
     if world > 1:
         import torch.distributed as dist
+        # rank 0 is still validating and saving when the others leave the loop; tearing gloo down
+        # under a peer that is still connected can abort the process (seen once in a test run)
+        dist.barrier()
         dist.destroy_process_group()
     return 0
 
