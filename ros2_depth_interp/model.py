@@ -15,6 +15,7 @@ has to fix edges and shapes.
 Input: (N, 3, H, W) as described in ``preprocess`` (H, W multiples of ``stride``).
 Output: (depth, confidence), each (N, 1, H, W): normalized depth and a confidence in [0, 1].
 """
+import math
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -39,6 +40,12 @@ class NetConfig:
     prefill_sigma_floor: float = 0.005   # 'variance': sigma never below this
     prefill_solver: str = 'heavy_ball'   # 'heavy_ball' sweeps or 'cg' (preconditioned conjugate gradients)
     prefill_neighbours: int = 8          # 'cg': 4 or 8 neighbours per pixel
+    prefill_top: str = 'pull_push'       # coarsest level's fill: 'pull_push' (spread, then the mean) or
+                                         # 'domain_transform' (edge-aware normalized convolution)
+    prefill_dt_sigma_s: float = 60.0     # 'domain_transform': spatial range, in pixels of that level
+    prefill_dt_sigma_r: float = 0.02     # 'domain_transform': intensity range (intensity in [0, 1])
+    prefill_dt_passes: int = 3           # 'domain_transform': horizontal + vertical passes
+    prefill_dt_steps: int = 8            # 'domain_transform': doubling steps per scan (reach 2^steps pixels)
     dropout: float = 0.5                 # before the last convolution, training only
     extra: dict = field(default_factory=dict)
 
@@ -99,6 +106,44 @@ OFFSETS = {4: ((-1, 0), (1, 0), (0, -1), (0, 1)),
            8: tuple((dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0))}
 # added to every neighbour weight: keeps a pixel unlike all its neighbours coupled to them
 WEIGHT_FLOOR = 1e-4
+# 'domain_transform': the support below which a pixel falls back to the mean of all measurements
+SUPPORT_FLOOR = 1e-4
+
+
+def _shift(x, dim, k):
+    """``x[n - k]`` along ``dim`` (2 or 3; k < 0: ``x[n + |k|]``), zero where that is outside.
+
+    Padding then slicing keeps height and width dynamic in the exported graph."""
+    pad = [0, 0, 0, 0]
+    side = 0 if k > 0 else 1
+    pad[(3 - dim) * 2 + side] = abs(k)
+    padded = F.pad(x, pad)
+    if dim == 3:
+        return padded[:, :, :, :-k] if k > 0 else padded[:, :, :, -k:]
+    return padded[:, :, :-k, :] if k > 0 else padded[:, :, -k:, :]
+
+
+def _recursive_filter(x, link, dim, steps):
+    """Both one-sided sums of the first-order recursive filter along ``dim``, minus ``x`` once.
+
+    ``link[n]`` couples pixel n - 1 and pixel n (``link[0]`` = 0). The causal pass is
+    y[n] = x[n] + link[n] y[n - 1]: y[n] = sum over m <= n of x[m] times the product of the links
+    between m and n; the anticausal pass mirrors it. Computed by ``steps`` doubling steps (Hillis and
+    Steele's scan for linear recurrences: y[n] += A[n] y[n - k], A[n] *= A[n - k], k = 1, 2, 4, ...):
+    a few dozen whole-image operations instead of a loop over the columns, so it runs (and exports)
+    as ordinary tensor operations. Sums reach 2^steps pixels; beyond that the spatial decay has made
+    every weight negligible.
+    """
+    forward, backward = x, x
+    ahead, behind = link, _shift(link, dim, -1)
+    for step in range(steps):
+        k = 2 ** step
+        forward = forward + ahead * _shift(forward, dim, k)
+        backward = backward + behind * _shift(backward, dim, -k)
+        if step + 1 < steps:
+            ahead = ahead * _shift(ahead, dim, k)
+            behind = behind * _shift(behind, dim, -k)
+    return forward + backward - x
 
 
 class PyramidPrefill(nn.Module):
@@ -133,11 +178,23 @@ class PyramidPrefill(nn.Module):
     ``tau`` > 0 instead selects plain normalized convolution without guidance (the first variant we
     measured; kept so older models load). No trainable parameters; exports to ONNX as pooling,
     slices, fixed convolutions, reductions and Resize.
+    Coarsest level (``top``): ``'pull_push'`` grows the blocks with support into their neighbours
+    (``spread`` rounds) and gives the rest the mean of all measurements; ``'domain_transform'``
+    fills it by edge-aware normalized convolution (see ``_domain_transform_fill``), which carries
+    depth across holes of any width in a few passes and stops at intensity edges. With it, one
+    level (``levels=1``: half resolution, then full) and a few dozen iterations beat the five-level
+    cascade with a converged solver on gradient masks (models/README.md).
     """
 
     def __init__(self, levels, tau=0.0, spread=4, iterations=(), sigma=0.02, momentum=0.0, momentum_ramp=3.0,
-                 weights='global', variance_scale=0.6, sigma_floor=0.005, solver='heavy_ball', neighbours=8):
+                 weights='global', variance_scale=0.6, sigma_floor=0.005, solver='heavy_ball', neighbours=8,
+                 top='pull_push', dt_sigma_s=60.0, dt_sigma_r=0.02, dt_passes=3, dt_steps=8):
         super().__init__()
+        if top not in ('pull_push', 'domain_transform'):
+            raise ValueError("top must be 'pull_push' or 'domain_transform', got %r" % (top,))
+        if top == 'domain_transform' and not (dt_sigma_s > 0 and dt_sigma_r > 0 and dt_passes >= 1 and dt_steps >= 1):
+            raise ValueError('domain_transform needs sigma_s > 0, sigma_r > 0, passes >= 1 and steps >= 1, got '
+                             '%r, %r, %r, %r' % (dt_sigma_s, dt_sigma_r, dt_passes, dt_steps))
         if not 0.0 <= momentum < 1.0:
             raise ValueError('momentum must be in [0, 1), got %r' % (momentum,))
         if weights not in ('global', 'variance'):
@@ -158,6 +215,11 @@ class PyramidPrefill(nn.Module):
         self.sigma = sigma
         self.momentum = float(momentum)
         self.momentum_ramp = float(momentum_ramp)
+        self.top = top
+        self.dt_sigma_s = float(dt_sigma_s)
+        self.dt_sigma_r = float(dt_sigma_r)
+        self.dt_passes = int(dt_passes)
+        self.dt_steps = int(dt_steps)
         # one-hot 3x3 kernels: neighbour j of every pixel as channel j
         self.register_buffer('shifts', torch.eye(9).view(9, 1, 3, 3), persistent=False)
 
@@ -251,6 +313,31 @@ class PyramidPrefill(nn.Module):
             rz = rz_next
         return x
 
+    def _domain_transform_fill(self, values, support, intensity, fallback):
+        """Edge-aware normalized convolution of ``values`` with confidence ``support`` in [0, 1].
+
+        The recursive filter of Gastal and Oliveira's domain transform (2011), applied to
+        ``support x values`` and to ``support`` alike, horizontally then vertically, ``dt_passes``
+        times with the spatial range shrinking as in their paper; the fill is their ratio. Neighbours
+        are linked by exp(-sqrt(2) (1 / s + |dI| / dt_sigma_r)): depth travels far along a surface
+        of even intensity and hardly across an edge. Where the support that arrives is below
+        ``SUPPORT_FLOOR``, the fill leans to ``fallback``.
+        """
+        stacked = torch.cat([values * support, support], dim=1)
+        edge = {}
+        for dim in (3, 2):
+            step = (intensity - _shift(intensity, dim, 1)).abs()
+            inside = _shift(torch.ones_like(intensity), dim, 1)
+            edge[dim] = torch.exp(step * (-2.0 ** 0.5 / self.dt_sigma_r)) * inside
+        n = self.dt_passes
+        for i in range(n):
+            spatial = self.dt_sigma_s * 3.0 ** 0.5 * 2.0 ** (n - i - 1) / (4.0 ** n - 1.0) ** 0.5
+            decay = math.exp(-2.0 ** 0.5 / spatial)
+            for dim in (3, 2):
+                stacked = _recursive_filter(stacked, edge[dim] * decay, dim, self.dt_steps)
+        weighted, total = stacked[:, 0:1], stacked[:, 1:2]
+        return (weighted + SUPPORT_FLOOR * fallback) / (total + SUPPORT_FLOOR)
+
     def forward(self, depth, mask, intensity=None):
         sums, counts, images = [depth * mask], [mask], [intensity]
         for level in range(1, self.levels + 1):
@@ -263,7 +350,8 @@ class PyramidPrefill(nn.Module):
         global_mean = total / count.clamp_min(1e-6)
         top_sum, top_count = sums[-1], counts[-1]
         # (levels = 0: the top level is the image itself, whose measurements must stay as they are)
-        for _ in range(self.spread if self.tau <= 0 and self.levels > 0 else 0):
+        pull_push = self.top == 'pull_push' or intensity is None
+        for _ in range(self.spread if self.tau <= 0 and self.levels > 0 and pull_push else 0):
             has = (top_count > 0).to(top_sum.dtype)
             near_sum = F.avg_pool2d(top_sum / top_count.clamp_min(1e-6) * has, 3, 1, 1, count_include_pad=False)
             near_cnt = F.avg_pool2d(has, 3, 1, 1, count_include_pad=False)
@@ -272,6 +360,9 @@ class PyramidPrefill(nn.Module):
             top_count = torch.where(top_count > 0, top_count, (near_cnt > 0).to(top_sum.dtype))
         fill = global_mean.expand_as(top_sum)
         sums[-1], counts[-1] = top_sum, top_count
+        if not pull_push:
+            support = top_count.clamp(max=1.0)
+            fill = self._domain_transform_fill(top_sum / top_count.clamp_min(1e-6), support, images[-1], fill)
         if self.solver == 'cg' and intensity is not None:
             level_weights = [self._edge_weights(image) for image in images]
         for level in range(self.levels, -1, -1):
@@ -309,7 +400,9 @@ class DepthInterpNet(nn.Module):
                                       config.prefill_iterations, config.prefill_sigma, config.prefill_momentum,
                                       config.prefill_momentum_ramp, config.prefill_weights,
                                       config.prefill_variance_scale, config.prefill_sigma_floor,
-                                      config.prefill_solver, config.prefill_neighbours)
+                                      config.prefill_solver, config.prefill_neighbours, config.prefill_top,
+                                      config.prefill_dt_sigma_s, config.prefill_dt_sigma_r,
+                                      config.prefill_dt_passes, config.prefill_dt_steps)
         # full resolution: known depth, mask, intensity and the pre-fill
         self.stem = nn.Sequential(conv3x3(4, config.stem_width), nn.ELU())
         # the single x2 downsampling stage: a projection block

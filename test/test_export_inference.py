@@ -131,3 +131,15 @@ def test_shipped_model_returns_finite_depth_in_the_input_units():
         rel = np.abs(result.depth - depth) / depth
         assert np.median(rel[mask]) < 0.01          # measured pixels stay close to their input
         assert np.median(rel[~mask]) < 0.05         # a smooth ramp is filled close to the truth
+
+
+def test_export_matches_torch_with_the_domain_transform_prefill(tmp_path):
+    torch.manual_seed(0)
+    config = dict(build_model('tiny').config.to_dict(), prefill_solver='cg', prefill_weights='variance',
+                  prefill_levels=1, prefill_top='domain_transform', prefill_iterations=[3, 5], prefill_dt_steps=6)
+    model = build_model(config)
+    torch.nn.init.normal_(model.head.weight, std=0.05)
+    assert model.stride == 2
+    # an odd size, wider than the scans' reach (2^6 half-resolution pixels)
+    report = export_onnx(model, str(tmp_path / 'dt.onnx'), sample=_frame(151, 173))
+    assert report['max_abs_error_random'] < 1e-4 and report['max_abs_error_real'] < 1e-4

@@ -176,3 +176,72 @@ def test_cg_prefill_stays_finite_after_convergence_and_keeps_measurements():
         PyramidPrefill(2, solver='sor')
     with pytest.raises(ValueError, match='neighbours'):
         PyramidPrefill(2, solver='cg', neighbours=6)
+
+
+def _sequential_two_sided_sum(x, link, axis):
+    """The recursive filter's definition, one pixel at a time: causal + anticausal sums - x."""
+    x, link = np.moveaxis(x, axis, -1), np.moveaxis(link, axis, -1)
+    forward, backward = x.copy(), x.copy()
+    n = x.shape[-1]
+    for i in range(1, n):
+        forward[..., i] += link[..., i] * forward[..., i - 1]
+    for i in range(n - 2, -1, -1):
+        backward[..., i] += link[..., i + 1] * backward[..., i + 1]
+    return np.moveaxis(forward + backward - x, -1, axis)
+
+
+@pytest.mark.parametrize('dim', [2, 3])
+def test_recursive_filter_scan_equals_the_sequential_recurrence(dim):
+    from ros2_depth_interp.model import _recursive_filter
+    rng = np.random.default_rng(5)
+    x = rng.random((1, 2, 13, 21)).astype(np.float64)
+    link = rng.uniform(0.5, 1.0, (1, 1, 13, 21))
+    link[(slice(None),) * dim + (0,)] = 0.0      # nothing before the first pixel
+    expected = _sequential_two_sided_sum(x, np.broadcast_to(link, x.shape), dim)
+    got = _recursive_filter(torch.from_numpy(x), torch.from_numpy(link), dim, steps=5).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-10)
+    # fewer steps reach fewer pixels: the sums are truncated, never wrong in sign or scale
+    short = _recursive_filter(torch.from_numpy(x), torch.from_numpy(link), dim, steps=2).numpy()
+    assert (short <= expected + 1e-12).all() and (short >= x - 1e-12).all()
+
+
+def test_domain_transform_fill_crosses_wide_holes_and_stops_at_intensity_edges():
+    # one row: measurements only at the two ends, an intensity edge at column 40
+    w = 96
+    depth = torch.zeros(1, 1, 2, w)
+    mask = torch.zeros(1, 1, 2, w)
+    depth[..., 0], depth[..., -1] = 1.0, 3.0
+    mask[..., 0] = mask[..., -1] = 1.0
+    intensity = torch.where(torch.arange(w) < 40, 0.2, 0.8).expand(1, 1, 2, w).contiguous()
+    prefill = PyramidPrefill(0, top='domain_transform', dt_sigma_s=500.0, dt_sigma_r=0.02)
+    fill = prefill(depth, mask, intensity)[0, 0]
+    assert torch.allclose(fill[:, :40], torch.tensor(1.0), atol=1e-3)
+    assert torch.allclose(fill[:, 40:], torch.tensor(3.0), atol=1e-3)
+    # the pull-push top level blurs the same edge: the hole takes the mean of both ends
+    blurred = PyramidPrefill(0, spread=0)(depth, mask, intensity)[0, 0]
+    assert abs(float(blurred[0, 20]) - 2.0) < 0.1
+    # where no support arrives (reach 2 pixels per scan), the fill is the mean of the measurements
+    short = PyramidPrefill(0, top='domain_transform', dt_passes=1, dt_steps=1)(depth, mask, intensity)[0, 0]
+    assert float(short[0, 20]) == pytest.approx(2.0, abs=1e-4)
+    assert torch.equal(short[:, 0], depth[0, 0, :, 0]) and torch.equal(short[:, -1], depth[0, 0, :, -1])
+    for bad in (dict(top='nearest'), dict(top='domain_transform', dt_sigma_r=0.0),
+                dict(top='domain_transform', dt_passes=0)):
+        with pytest.raises(ValueError, match='top|domain_transform'):
+            PyramidPrefill(1, **bad)
+
+
+def test_domain_transform_prefill_follows_an_edge_the_cascade_blurs():
+    # a wide hole between two surfaces of different intensity, known only along the left and right
+    # borders: the cascade's few iterations cannot carry depth 70 pixels, the domain transform can
+    h, w, edge = 64, 160, 75
+    xx = torch.arange(w, dtype=torch.float32).expand(h, w)
+    intensity = torch.where(xx < edge, 0.3, 0.6)[None, None]
+    depth = torch.where(xx < edge, 1.0, 2.0)[None, None]
+    mask = torch.zeros_like(depth)
+    mask[..., :, :2] = mask[..., :, -2:] = 1.0
+    options = dict(solver='cg', weights='variance', variance_scale=0.3)
+    transform = PyramidPrefill(1, iterations=(2, 4), top='domain_transform', **options)(depth * mask, mask, intensity)
+    cascade = PyramidPrefill(3, iterations=(2, 4, 4, 4), **options)(depth * mask, mask, intensity)
+    away = (xx - edge + 0.5).abs() > 3     # more than 3 pixels from the edge
+    error = lambda fill: float((fill - depth).abs()[..., away].max())
+    assert error(transform) < 0.1 and error(cascade) > 0.3
