@@ -123,26 +123,40 @@ def _shift(x, dim, k):
     return padded[:, :, :-k, :] if k > 0 else padded[:, :, -k:, :]
 
 
-def _recursive_filter(x, link, dim, steps):
+def _link_products(link, dim, steps):
+    """The window products a recursive filter along ``dim`` needs, computed once per image.
+
+    ``link[n]`` couples pixel n - 1 and pixel n (``link[0]`` = 0). Returns ``(ahead, behind)``:
+    ``ahead[j][n]`` is the product of the links between n - 2^j and n, ``behind[j][n]`` the product
+    between n and n + 2^j, for j = 0 .. steps - 1 (zero where the window leaves the image).
+    """
+    ahead = [link]
+    for j in range(1, steps):
+        ahead.append(ahead[-1] * _shift(ahead[-1], dim, 2 ** (j - 1)))
+    behind = [_shift(a, dim, -(2 ** j)) for j, a in enumerate(ahead)]
+    return ahead, behind
+
+
+def _recursive_filter(x, products, dim, decay=1.0):
     """Both one-sided sums of the first-order recursive filter along ``dim``, minus ``x`` once.
 
-    ``link[n]`` couples pixel n - 1 and pixel n (``link[0]`` = 0). The causal pass is
-    y[n] = x[n] + link[n] y[n - 1]: y[n] = sum over m <= n of x[m] times the product of the links
-    between m and n; the anticausal pass mirrors it. Computed by ``steps`` doubling steps (Hillis and
-    Steele's scan for linear recurrences: y[n] += A[n] y[n - k], A[n] *= A[n - k], k = 1, 2, 4, ...):
-    a few dozen whole-image operations instead of a loop over the columns, so it runs (and exports)
-    as ordinary tensor operations. Sums reach 2^steps pixels; beyond that the spatial decay has made
-    every weight negligible.
+    With links ``decay x link`` (``products`` = ``_link_products(link, dim, steps)``), the causal
+    pass is y[n] = x[n] + decay link[n] y[n - 1]: y[n] = sum over m <= n of x[m] times the product of
+    the links between m and n; the anticausal pass mirrors it. Computed by doubling steps (Hillis and
+    Steele's scan for linear recurrences: y[n] += A[n] y[n - k] with A the product of the k links
+    before n, k = 1, 2, 4, ...): a few dozen whole-image operations instead of a loop over the
+    columns, so it runs (and exports) as ordinary tensor operations. Sums reach 2^steps pixels;
+    beyond that the spatial decay has made every weight negligible.
     """
+    ahead, behind = products
     forward, backward = x, x
-    ahead, behind = link, _shift(link, dim, -1)
-    for step in range(steps):
-        k = 2 ** step
-        forward = forward + ahead * _shift(forward, dim, k)
-        backward = backward + behind * _shift(backward, dim, -k)
-        if step + 1 < steps:
-            ahead = ahead * _shift(ahead, dim, k)
-            behind = behind * _shift(behind, dim, -k)
+    for j, (a, b) in enumerate(zip(ahead, behind)):
+        k = 2 ** j
+        factor = decay ** k
+        if factor != 1.0:
+            a, b = a * factor, b * factor
+        forward = forward + a * _shift(forward, dim, k)
+        backward = backward + b * _shift(backward, dim, -k)
     return forward + backward - x
 
 
@@ -324,17 +338,18 @@ class PyramidPrefill(nn.Module):
         ``SUPPORT_FLOOR``, the fill leans to ``fallback``.
         """
         stacked = torch.cat([values * support, support], dim=1)
-        edge = {}
+        products = {}
         for dim in (3, 2):
             step = (intensity - _shift(intensity, dim, 1)).abs()
             inside = _shift(torch.ones_like(intensity), dim, 1)
-            edge[dim] = torch.exp(step * (-2.0 ** 0.5 / self.dt_sigma_r)) * inside
+            link = torch.exp(step * (-2.0 ** 0.5 / self.dt_sigma_r)) * inside
+            products[dim] = _link_products(link, dim, self.dt_steps)
         n = self.dt_passes
         for i in range(n):
             spatial = self.dt_sigma_s * 3.0 ** 0.5 * 2.0 ** (n - i - 1) / (4.0 ** n - 1.0) ** 0.5
             decay = math.exp(-2.0 ** 0.5 / spatial)
             for dim in (3, 2):
-                stacked = _recursive_filter(stacked, edge[dim] * decay, dim, self.dt_steps)
+                stacked = _recursive_filter(stacked, products[dim], dim, decay)
         weighted, total = stacked[:, 0:1], stacked[:, 1:2]
         return (weighted + SUPPORT_FLOOR * fallback) / (total + SUPPORT_FLOOR)
 

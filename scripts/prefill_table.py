@@ -23,7 +23,7 @@ from ros2_depth_interp.resources import shared_data_dir  # noqa: E402
 
 HEAVY_BALL = dict(solver='heavy_ball', weights='global', momentum=0.95)
 CG = dict(solver='cg', weights='variance', variance_scale=0.3)
-# name: PyramidPrefill options (iterations per level, finest first)
+# name: PyramidPrefill options (iterations per level, finest first; five levels unless said)
 SETTINGS = {
     'plain sweeps 1/3/10 (session 1)': dict(iterations=(1, 3, 10, 10, 10, 10)),
     'plain sweeps 2/4/20/40/60/60': dict(iterations=(2, 4, 20, 40, 60, 60)),
@@ -34,6 +34,11 @@ SETTINGS = {
     'variance weights, CG 6/30/20/20/20/20 (phase 7, the default graph)': dict(CG, iterations=(6, 30, 20, 20, 20, 20)),
     'variance weights, CG 30/300/100/100/100/100 (the quality graph)': dict(CG, iterations=(30, 300, 100, 100, 100, 100)),
     'variance weights, CG 300 per level': dict(CG, iterations=(300,) * 6),
+    'domain transform at half resolution, then CG 6/30': dict(CG, levels=1, top='domain_transform', iterations=(6, 30)),
+    'domain transform at half resolution, then CG 10/30 (session 4 default graph)':
+        dict(CG, levels=1, top='domain_transform', iterations=(10, 30)),
+    'domain transform at half resolution, then CG 30/100': dict(CG, levels=1, top='domain_transform', iterations=(30, 100)),
+    'domain transform at half resolution, then CG 300/300': dict(CG, levels=1, top='domain_transform', iterations=(300, 300)),
 }
 PROTOCOLS = ('uniform@0.10', 'gradient@0.10')
 
@@ -58,7 +63,8 @@ def main():
     args = p.parse_args()
     torch.set_num_threads(2)
     frames = load_middlebury_frames(args.data, tuple(args.scenes.split(',')))
-    methods = {name: prefill_method(PyramidPrefill(5, **options)) for name, options in SETTINGS.items()}
+    methods = {name: prefill_method(PyramidPrefill(**dict(dict(levels=5), **options)))
+               for name, options in SETTINGS.items()}
     results, _ = evaluate(frames, PROTOCOLS, methods)
     table = {name: {proto: {f: dict(psnr=results[proto][f][name]['all']['psnr'],
                                     seconds=results[proto][f][name]['time_s']) for f in results[proto]}

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduces models/depth_interp.onnx: the six training phases of models/README.md, then export.
+# Reproduces models/depth_interp.onnx: the eight training phases of models/README.md, then export.
 # Phases 1-2 ran on an NVIDIA H200, 4 on an H100, 3, 5 and 6 on a 2-core CPU; DEVICE=cpu runs everything
 # on the CPU (much slower for the same number of samples). Randomness (data, masks) makes the result
 # close, not bit-identical; phase 4 ran on an intermediate pre-fill that was dropped afterwards (see
@@ -52,7 +52,13 @@ train --out "$out/p6" "${cg[@]}" --init "$out/p5/last.pt" --dilations 1,2,4,8 --
 train --out "$out/p7" "${cg[@]}" --init "$out/p6/last.pt" --dilations 1,2,4 --prefill-iterations 6,30,20,20,20,20 --dropout 0 \
   --batch 3 --crop 320x416 --workers 1 --steps 2500 --lr 1e-4 --lr-after 3e-5 --lr-drop-at 2500 \
   --synthetic-fraction 0.2 --w-l1 1 --w-grad 0.5 --pictures latest
+# phase 8: the domain-transform pre-fill (session 4): one pyramid level, an edge-aware normalized
+# convolution at half resolution, then 10/30 conjugate-gradient iterations (the default graph)
+dt=(--prefill-levels 1 --prefill-top domain_transform --prefill-iterations 10,30)
+train --out "$out/p8" "${cg[@]}" "${dt[@]}" --init "$out/p7/last.pt" --dilations 1,2,4 --dropout 0 \
+  --batch 3 --crop 320x416 --workers 1 --steps 4000 --lr 1e-4 --lr-after 3e-5 --lr-drop-at 2500 \
+  --synthetic-fraction 0.2 --w-l1 1 --w-grad 0.5 --pictures latest --keep-every 500
 # export: the real-time graph and the quality graph (same weights)
-"$py" -m ros2_depth_interp.export "$out/p7/last.pt" --out "$out/depth_interp.onnx"
-"$py" -m ros2_depth_interp.export "$out/p7/last.pt" --out "$out/depth_interp_quality.onnx" \
-  --prefill-iterations 30,300,100,100,100,100
+"$py" -m ros2_depth_interp.export "$out/p8/CHOSEN.pt" --out "$out/depth_interp.onnx"
+"$py" -m ros2_depth_interp.export "$out/p8/CHOSEN.pt" --out "$out/depth_interp_quality.onnx" \
+  --prefill-iterations 30,100

@@ -192,17 +192,19 @@ def _sequential_two_sided_sum(x, link, axis):
 
 @pytest.mark.parametrize('dim', [2, 3])
 def test_recursive_filter_scan_equals_the_sequential_recurrence(dim):
-    from ros2_depth_interp.model import _recursive_filter
+    from ros2_depth_interp.model import _link_products, _recursive_filter
     rng = np.random.default_rng(5)
     x = rng.random((1, 2, 13, 21)).astype(np.float64)
     link = rng.uniform(0.5, 1.0, (1, 1, 13, 21))
     link[(slice(None),) * dim + (0,)] = 0.0      # nothing before the first pixel
-    expected = _sequential_two_sided_sum(x, np.broadcast_to(link, x.shape), dim)
-    got = _recursive_filter(torch.from_numpy(x), torch.from_numpy(link), dim, steps=5).numpy()
-    np.testing.assert_allclose(got, expected, rtol=1e-10)
+    filtered = lambda steps, decay: _recursive_filter(
+        torch.from_numpy(x), _link_products(torch.from_numpy(link), dim, steps), dim, decay).numpy()
+    for decay in (1.0, 0.8):
+        expected = _sequential_two_sided_sum(x, np.broadcast_to(link * decay, x.shape), dim)
+        np.testing.assert_allclose(filtered(5, decay), expected, rtol=1e-10)
     # fewer steps reach fewer pixels: the sums are truncated, never wrong in sign or scale
-    short = _recursive_filter(torch.from_numpy(x), torch.from_numpy(link), dim, steps=2).numpy()
-    assert (short <= expected + 1e-12).all() and (short >= x - 1e-12).all()
+    full, short = filtered(5, 1.0), filtered(2, 1.0)
+    assert (short <= full + 1e-12).all() and (short >= x - 1e-12).all() and not np.allclose(short, full)
 
 
 def test_domain_transform_fill_crosses_wide_holes_and_stops_at_intensity_edges():
