@@ -226,6 +226,11 @@ def test_domain_transform_fill_crosses_wide_holes_and_stops_at_intensity_edges()
     short = PyramidPrefill(0, top='domain_transform', dt_passes=1, dt_steps=1)(depth, mask, intensity)[0, 0]
     assert float(short[0, 20]) == pytest.approx(2.0, abs=1e-4)
     assert torch.equal(short[:, 0], depth[0, 0, :, 0]) and torch.equal(short[:, -1], depth[0, 0, :, -1])
+    # a stretch that only a very weak link reaches (an edge of contrast 0.6: link about 1e-18) still
+    # takes its depth from across that link, from the nearer measurement, not the mean of all
+    depth[..., -1], mask[..., -1], depth[..., 30], mask[..., 30] = 0.0, 0.0, 3.0, 1.0
+    far = PyramidPrefill(0, top='domain_transform', dt_sigma_s=20.0)(depth, mask, intensity)[0, 0]
+    assert float(far[0, 60]) > 2.6 and float(far[0, 39]) > 2.6
     for bad in (dict(top='nearest'), dict(top='domain_transform', dt_sigma_r=0.0),
                 dict(top='domain_transform', dt_passes=0)):
         with pytest.raises(ValueError, match='top|domain_transform'):
