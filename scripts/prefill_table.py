@@ -57,7 +57,7 @@ def prefill_method(prefill):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('--scenes', default='Baby3,Cloth4,Bowling1,Flowerpots,Midd1,Rocks1')
+    p.add_argument('--scenes', default='Baby3,Cloth4,Bowling1,Flowerpots,Midd1,Rocks1,Baby1,Cloth1,Lampshade1,Monopoly,Plastic,Wood1')
     p.add_argument('--data', default=os.path.join(shared_data_dir(), 'middlebury'))
     p.add_argument('--out', help='also write the numbers as JSON here')
     args = p.parse_args()
