@@ -6,8 +6,9 @@ width changes, dilations that grow with depth, ONE x2 downsampling stage, dropou
 convolution, and a final pixel shuffle (depth-to-space) back to full size. ELU everywhere but the
 last convolution.
 
-One addition, measured in models/README.md: a parameter-free, intensity-guided pull-push pyramid
-(``PyramidPrefill``) fills every hole from the finest scale that has a measurement and lets depth
+One addition, measured in models/README.md: a parameter-free, intensity-guided pre-fill
+(``PyramidPrefill``; in the default preset an edge-aware normalized convolution at half resolution,
+then conjugate-gradient iterations on the colorization energy) fills every hole and lets depth
 follow intensity edges, and the network predicts a correction to that fill. Holes of semi-dense
 SLAM depth are often wider than any affordable receptive field; with the pre-fill the network only
 has to fix edges and shapes.
