@@ -242,7 +242,7 @@ class PyramidPrefill(nn.Module):
         self.register_buffer('shifts', torch.eye(9).view(9, 1, 3, 3), persistent=False)
 
     def _neighbours(self, x):
-        return F.conv2d(F.pad(x, (1, 1, 1, 1), mode='replicate'), self.shifts)
+        return F.conv2d(F.pad(x, (1, 1, 1, 1), mode='replicate'), self.shifts.to(x.dtype))
 
     def _similarity(self, diff, variance, neighbour_variance):
         """Symmetric neighbour weights w_rs = w_sr from the intensity difference of r and s."""
@@ -441,7 +441,12 @@ class DepthInterpNet(nn.Module):
 
     def forward(self, x):
         depth, mask, intensity = x[:, 0:1], x[:, 1:2], x[:, 2:3]
-        fill = self.prefill(depth, mask, intensity)
+        # The pre-fill always runs in float32, also in a half-precision network: its iterations sum
+        # over the whole image and its scans multiply hundreds of links, both beyond float16's range.
+        if depth.dtype == torch.float32:
+            fill = self.prefill(depth, mask, intensity)
+        else:
+            fill = self.prefill(depth.float(), mask.float(), intensity.float()).to(depth.dtype)
         features = self.stem(torch.cat([depth, mask, intensity, fill], dim=1))
         features = self.down(features)
         features = self.blocks(features)

@@ -143,3 +143,16 @@ def test_export_matches_torch_with_the_domain_transform_prefill(tmp_path):
     # an odd size, wider than the scans' reach (2^6 half-resolution pixels)
     report = export_onnx(model, str(tmp_path / 'dt.onnx'), sample=_frame(151, 173))
     assert report['max_abs_error_random'] < 1e-4 and report['max_abs_error_real'] < 1e-4
+
+
+def test_fp16_export_keeps_the_prefill_in_float32(tmp_path):
+    # a half-precision pre-fill overflows (CG sums over the image) and underflows (scan products):
+    # the fp16 graph runs the network in float16 and the pre-fill in float32
+    torch.manual_seed(0)
+    config = dict(build_model('tiny').config.to_dict(), prefill_solver='cg', prefill_weights='variance',
+                  prefill_levels=1, prefill_top='domain_transform', prefill_iterations=[10, 30])
+    model = build_model(config)
+    torch.nn.init.normal_(model.head.weight, std=0.05)
+    report = export_onnx(model, str(tmp_path / 'half.onnx'), fp16=True, sample=_frame(120, 160))
+    assert report['max_abs_error_random'] < 0.05 and report['max_abs_error_real'] < 0.05
+    assert next(p.dtype for p in model.parameters()) == torch.float32    # the model is float32 again
