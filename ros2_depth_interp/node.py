@@ -143,7 +143,8 @@ class DepthInterpNode(Node):
         self._use_mask = self.values['use_mask']
         n_inputs = 3 if self._use_mask else 2
         self._sync = ApproximateTimeSynchronizer(
-            n_inputs, queue_size=self.values['sync_queue_size'], slop=self.values['sync_slop'])
+            n_inputs, queue_size=self.values['sync_queue_size'], slop=self.values['sync_slop'],
+            inter_message_lower_bounds=[self.values['sync_min_period']] * n_inputs)
         self._sync_lock = threading.Lock()
         self._mailbox = LatestSetMailbox()
         self._sync_reported = {}

@@ -94,6 +94,12 @@ PARAMS: Tuple[ParamSpec, ...] = (
     ParamSpec('sync_queue_size', 10, INTEGER,
               'Approximate-time synchronizer: messages kept per input while waiting for a match.',
               value_range=(1, 1000)),
+    ParamSpec('sync_min_period', 0.0, DOUBLE,
+              'Approximate-time synchronizer: the shortest time (s) between two messages on one input '
+              '(e.g. 0.03 for a 30 Hz camera). With it, a set whose stamps differ slightly goes out as soon '
+              'as no later message can match better; with 0 (unknown) the synchronizer waits for the next '
+              'message to prove that, up to one frame of latency. Inputs at exactly equal stamps never wait.',
+              value_range=(0.0, 10.0)),
     ParamSpec('fx', 0.0, DOUBLE,
               'Fallback focal length x (pixels) used until camera_info arrives. 0 = unset.',
               value_range=(0.0, 1e6)),

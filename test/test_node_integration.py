@@ -86,6 +86,7 @@ def robot(model):
         '-p', 'min_confidence:=0.0',
         '-p', 'fx:=' + str(FX), '-p', 'fy:=' + str(FY),
         '-p', 'diagnostics_period:=0.2',
+        '-p', 'sync_min_period:=0.05',     # the bench publishes sets 0.1 s apart
     ])
     bench = Bench('itest_robot_bench', ROBOT_TOPICS, reliable_outputs=True)
     try:
@@ -405,6 +406,19 @@ def test_inverse_depth_without_mask_gives_depth_and_a_cloud_from_fx_fy(robot):
     # principal point defaults to the image centre when only fx, fy are given
     check_cloud_geometry(out['points'], dense, 1, FX, FY, (W - 1) / 2.0, (H - 1) / 2.0, stamp,
                          'slam_cam', intensity)
+
+
+def test_sync_min_period_sends_a_jittered_set_without_waiting_for_the_next_one(robot):
+    # depth and image 3 ms apart, and nothing after them: without a lower bound on the period the
+    # synchronizer would hold the set until a later message proves no better match can come
+    node, bench = robot
+    sparse, _, intensity = plane_frame(H, W, depth_m=2.0, density=0.1, seed=8)
+    inverse = np.where(sparse > 0, np.float32(0.5), np.float32(0))
+    stamp_ns = bench.next_stamp()
+    stamp = bench.publish_set((inverse, '32FC1'), (intensity, 'mono8'), frame_id='slam_cam',
+                              stamps=(stamp_ns, stamp_ns + 3_000_000, stamp_ns))
+    out = bench.wait_outputs(stamp, roles=('dense_depth',), process=node)
+    np.testing.assert_allclose(check_image(out['dense_depth'], stamp, 'slam_cam')[sparse > 0], 2.0, rtol=0.03)
 
 
 # --- the torch backend ---------------------------------------------------------------------------------
