@@ -156,9 +156,10 @@ def node_command():
 def run_namespace(tag='bench'):
     """A namespace of its own for one run's topics and node.
 
-    Domain ids are drawn at random from a small range, so another process on this machine (a test,
-    a second benchmark) can end up in the same DDS domain; with every topic and the node's
-    diagnostics name under a namespace of our own, its traffic never mixes with ours.
+    Domain ids are claimed per process (``ros_env.claim_domain_id``), so this project's tests and
+    benchmarks do not share one, but any other ROS process on this machine may use the same id;
+    with every topic and the node's diagnostics name under a namespace of our own, its traffic
+    never mixes with ours.
     """
     return '/%s_%d_%s' % (tag, os.getpid(), os.urandom(3).hex())
 

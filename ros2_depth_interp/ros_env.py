@@ -7,18 +7,56 @@ multi-megabyte images are not lost.
 """
 import os
 import random
+import sys
 import tempfile
 
 from .resources import share_file
 
 # Domain ids 1..100 keep the well-known ports valid with the default port mapping.
 _DOMAIN_RANGE = (1, 100)
+# <tmp>/ros2_depth_interp_domains/<id>.lock: an exclusive lock on it marks the id as taken
+LOCK_DIR = os.path.join(tempfile.gettempdir(), 'ros2_depth_interp_domains')
+_claimed = {}   # (lock dir, id) -> the open, locked file; kept until this process exits
+
+
+def claim_domain_id(seed=None, lock_dir=None, id_range=_DOMAIN_RANGE):
+    """A domain id that no other process on this machine holds, kept for this process's lifetime.
+
+    Ids are tried in a random order; an id is ours once a non-blocking exclusive ``flock`` on its
+    lock file succeeds. The kernel drops the lock when the process ends, crashed or not, so nothing
+    needs cleaning up; child processes that get the id through their environment are covered by
+    the parent's lock. Where ``flock`` is missing (not Linux/macOS) or every id is taken, a random id
+    is returned (a warning says so in the second case): parallel runs may then share a domain.
+    """
+    rng = random.Random(seed if seed is not None else (os.getpid() * 7919) ^ int.from_bytes(os.urandom(4), 'little'))
+    low, high = id_range
+    candidates = list(range(low, high + 1))
+    rng.shuffle(candidates)
+    try:
+        import fcntl
+    except ImportError:                       # no flock: best effort
+        return candidates[0]
+    lock_dir = lock_dir or LOCK_DIR
+    os.makedirs(lock_dir, exist_ok=True)
+    for domain_id in candidates:
+        if (lock_dir, domain_id) in _claimed:
+            continue
+        handle = open(os.path.join(lock_dir, '%d.lock' % domain_id), 'a')
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            continue
+        _claimed[(lock_dir, domain_id)] = handle
+        return domain_id
+    print('ros_env: every DDS domain id in %d..%d is held by another process here; using %d, which may '
+          'cross-talk with it' % (low, high, candidates[0]), file=sys.stderr)
+    return candidates[0]
 
 
 def pick_domain_id(seed=None):
-    """A domain id for this process, different across concurrent processes with high probability."""
-    rng = random.Random(seed if seed is not None else (os.getpid() * 7919) ^ int.from_bytes(os.urandom(4), 'little'))
-    return rng.randint(*_DOMAIN_RANGE)
+    """A domain id for this process that no concurrent process here holds (see ``claim_domain_id``)."""
+    return claim_domain_id(seed)
 
 
 def isolated_dds_env(domain_id=None, log_dir=None, large_shm=True, base=None):

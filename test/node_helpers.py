@@ -28,8 +28,8 @@ from ros2_depth_interp import encodings
 from ros2_depth_interp.ros_msgs import make_image
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# Every name this test process uses lives under its own namespace: domain ids are picked at random,
-# and another test run on the same machine may land on the same one.
+# Every name this test process uses lives under its own namespace: domain ids are claimed per process
+# (ros_env.claim_domain_id), but a process outside this project may still use the same one.
 RUN_NS = '/t%d_%s' % (os.getpid(), os.urandom(3).hex())
 WAIT_S = 60.0          # generous: the machine is shared; no test relies on timing
 NODE_START_S = 90.0
