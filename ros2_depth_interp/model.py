@@ -310,7 +310,9 @@ class PyramidPrefill(nn.Module):
         total = weights[0]
         for w in weights[1:]:
             total = total + w
-        active = (free > 0).to(fill.dtype)
+        # a pixel without neighbours (a level one pixel wide and high) keeps its fill
+        active = ((free > 0) & (total > 0)).to(fill.dtype)
+        total = total.clamp_min(1e-12)            # >= WEIGHT_FLOOR wherever a neighbour exists
         scale = free.clamp_min(1e-6) / total      # the preconditioner: the inverse of D / free
         x = fill
         z = (held + free * self._weighted_neighbours(x, weights) / total - x) * active

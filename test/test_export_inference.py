@@ -156,3 +156,17 @@ def test_fp16_export_keeps_the_prefill_in_float32(tmp_path):
     report = export_onnx(model, str(tmp_path / 'half.onnx'), fp16=True, sample=_frame(120, 160))
     assert report['max_abs_error_random'] < 0.05 and report['max_abs_error_real'] < 0.05
     assert next(p.dtype for p in model.parameters()) == torch.float32    # the model is float32 again
+
+
+def test_shipped_model_returns_finite_depth_for_the_smallest_frames():
+    # 2x2 is the smallest frame accepted: its half-resolution level is a single pixel without
+    # neighbours, which once made the conjugate gradients divide 0 by 0
+    interp = DepthInterpolator()
+    rng = np.random.default_rng(4)
+    for h, w in [(2, 2), (2, 3), (3, 2), (2, 40), (40, 2), (5, 7)]:
+        depth = rng.uniform(1.0, 3.0, (h, w)).astype(np.float32)
+        mask = np.zeros((h, w), bool)
+        mask[0, 0] = True
+        out = interp.interpolate(depth, mask, rng.integers(0, 256, (h, w), dtype=np.uint8))
+        assert out.shape == (h, w) and np.isfinite(out).all()
+        assert out[0, 0] == pytest.approx(depth[0, 0], rel=0.05)
