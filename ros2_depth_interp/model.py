@@ -157,10 +157,8 @@ def _recursive_filter(x, products, dim, decay=1.0):
     for j, (a, b) in enumerate(zip(ahead, behind)):
         k = 2 ** j
         factor = decay ** k
-        if factor != 1.0:
-            a, b = a * factor, b * factor
-        forward = forward + a * _shift(forward, dim, k)
-        backward = backward + b * _shift(backward, dim, -k)
+        forward = forward + (a * factor) * _shift(forward, dim, k)
+        backward = backward + (b * factor) * _shift(backward, dim, -k)
     return forward + backward - x
 
 
@@ -361,6 +359,14 @@ class PyramidPrefill(nn.Module):
         return torch.where(reached, weighted / total.clamp_min(SUPPORT_FLOOR), fallback)
 
     def forward(self, depth, mask, intensity=None):
+        if depth.dtype == torch.float32:
+            return self._fill(depth, mask, intensity)
+        # Always computed in float32, also inside a half-precision network: the iterations sum over
+        # the whole image and the scans multiply hundreds of links, both beyond float16's range.
+        intensity = None if intensity is None else intensity.float()
+        return self._fill(depth.float(), mask.float(), intensity).to(depth.dtype)
+
+    def _fill(self, depth, mask, intensity):
         sums, counts, images = [depth * mask], [mask], [intensity]
         for level in range(1, self.levels + 1):
             # sums and counts per block (avg pooling times the block area)
@@ -382,9 +388,6 @@ class PyramidPrefill(nn.Module):
             top_count = torch.where(top_count > 0, top_count, (near_cnt > 0).to(top_sum.dtype))
         fill = global_mean.expand_as(top_sum)
         sums[-1], counts[-1] = top_sum, top_count
-        if not pull_push:
-            support = top_count.clamp(max=1.0)
-            fill = self._domain_transform_fill(top_sum / top_count.clamp_min(1e-6), support, images[-1], fill)
         if self.solver == 'cg' and intensity is not None:
             level_weights = [self._edge_weights(image) for image in images]
         for level in range(self.levels, -1, -1):
@@ -395,7 +398,10 @@ class PyramidPrefill(nn.Module):
                 fill = (sums[level] / area + self.tau * fill) / (counts[level] / area + self.tau)
                 continue
             weight = counts[level].clamp(max=1.0)
-            held = weight * sums[level] / counts[level].clamp_min(1e-6)
+            mean = sums[level] / counts[level].clamp_min(1e-6)
+            if level == self.levels and not pull_push:
+                fill = self._domain_transform_fill(mean, weight, images[level], fill)
+            held = weight * mean
             free = 1.0 - weight
             fill = held + free * fill
             sweeps = self.iterations[level] if level < len(self.iterations) else 0
@@ -443,12 +449,7 @@ class DepthInterpNet(nn.Module):
 
     def forward(self, x):
         depth, mask, intensity = x[:, 0:1], x[:, 1:2], x[:, 2:3]
-        # The pre-fill always runs in float32, also in a half-precision network: its iterations sum
-        # over the whole image and its scans multiply hundreds of links, both beyond float16's range.
-        if depth.dtype == torch.float32:
-            fill = self.prefill(depth, mask, intensity)
-        else:
-            fill = self.prefill(depth.float(), mask.float(), intensity.float()).to(depth.dtype)
+        fill = self.prefill(depth, mask, intensity)   # in float32 also in a float16 network
         features = self.stem(torch.cat([depth, mask, intensity, fill], dim=1))
         features = self.down(features)
         features = self.blocks(features)
