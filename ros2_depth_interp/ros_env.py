@@ -54,17 +54,12 @@ def claim_domain_id(seed=None, lock_dir=None, id_range=_DOMAIN_RANGE):
     return candidates[0]
 
 
-def pick_domain_id(seed=None):
-    """A domain id for this process that no concurrent process here holds (see ``claim_domain_id``)."""
-    return claim_domain_id(seed)
-
-
 def isolated_dds_env(domain_id=None, log_dir=None, large_shm=True, base=None):
     """Return a copy of ``base`` (default: os.environ) with the isolation variables set."""
     env = dict(os.environ if base is None else base)
     env['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
     env.pop('ROS_LOCALHOST_ONLY', None)
-    env['ROS_DOMAIN_ID'] = str(pick_domain_id() if domain_id is None else int(domain_id))
+    env['ROS_DOMAIN_ID'] = str(claim_domain_id() if domain_id is None else int(domain_id))
     env['ROS_LOG_DIR'] = log_dir or tempfile.mkdtemp(prefix='depth_interp_roslog_')
     env.setdefault('RMW_IMPLEMENTATION', 'rmw_fastrtps_cpp')
     if large_shm:

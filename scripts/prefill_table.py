@@ -31,8 +31,8 @@ SETTINGS = {
     'heavy-ball 0.95, 30/60/100/100/100/100 (session 2 quality graph)': dict(HEAVY_BALL, iterations=(30, 60, 100, 100, 100, 100)),
     'heavy-ball 0.95, 300 per level': dict(HEAVY_BALL, iterations=(300,) * 6),
     'variance weights, CG 4/10/15/20/20/20 (phase 6 trained on it)': dict(CG, iterations=(4, 10, 15, 20, 20, 20)),
-    'variance weights, CG 6/30/20/20/20/20 (phase 7, the default graph)': dict(CG, iterations=(6, 30, 20, 20, 20, 20)),
-    'variance weights, CG 30/300/100/100/100/100 (the quality graph)': dict(CG, iterations=(30, 300, 100, 100, 100, 100)),
+    'variance weights, CG 6/30/20/20/20/20 (session 3 default graph)': dict(CG, iterations=(6, 30, 20, 20, 20, 20)),
+    'variance weights, CG 30/300/100/100/100/100 (session 3 quality graph)': dict(CG, iterations=(30, 300, 100, 100, 100, 100)),
     'variance weights, CG 300 per level': dict(CG, iterations=(300,) * 6),
     'domain transform at half resolution, then CG 6/30': dict(CG, levels=1, top='domain_transform', iterations=(6, 30)),
     'domain transform at half resolution, then CG 10/30 (session 4 default graph)':
@@ -63,8 +63,7 @@ def main():
     args = p.parse_args()
     torch.set_num_threads(2)
     frames = load_middlebury_frames(args.data, tuple(args.scenes.split(',')))
-    methods = {name: prefill_method(PyramidPrefill(**dict(dict(levels=5), **options)))
-               for name, options in SETTINGS.items()}
+    methods = {name: prefill_method(PyramidPrefill(**{'levels': 5, **options})) for name, options in SETTINGS.items()}
     results, _ = evaluate(frames, PROTOCOLS, methods)
     table = {name: {proto: {f: dict(psnr=results[proto][f][name]['all']['psnr'],
                                     seconds=results[proto][f][name]['time_s']) for f in results[proto]}
