@@ -38,6 +38,25 @@ def test_export_writes_metadata_and_matches_torch(tmp_path):
     assert dims[2].dim_param and dims[3].dim_param    # dynamic height and width
 
 
+def test_export_writes_elu_without_the_elu_operator(tmp_path):
+    # ONNX Runtime's CPU Elu kernel is slow: the graph computes max(x, exp(min(x, 0)) - 1) instead,
+    # which must be the same function on both branches (large weights drive many units negative)
+    torch.manual_seed(1)
+    model = build_model('tiny')
+    for p in model.parameters():
+        torch.nn.init.normal_(p, std=0.2)
+    path = str(tmp_path / 'elu.onnx')
+    report = export_onnx(model, path, sample=_frame())
+    ops = {node.op_type for node in onnx.load(path).graph.node}
+    assert 'Elu' not in ops and {'Exp', 'Max'} <= ops
+    with torch.no_grad():
+        x = torch.randn(1, 3, 3 * model.stride, 4 * model.stride)
+        x[:, 1] = (x[:, 1] > 1.0).float()
+        features = model.stem(torch.cat([x, model.prefill(x[:, 0:1], x[:, 1:2], x[:, 2:3])], dim=1))
+    assert (features < 0).float().mean() > 0.2     # the negative branch is exercised
+    assert report['max_abs_error_random'] < 1e-4 and report['max_abs_error_real'] < 1e-4
+
+
 def test_export_matches_torch_with_the_conjugate_gradient_prefill(tmp_path):
     torch.manual_seed(0)
     config = dict(build_model('tiny').config.to_dict(), prefill_solver='cg', prefill_weights='variance',
