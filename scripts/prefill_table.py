@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """PSNR of the parameter-free pre-fill alone (no network) under several sweep settings.
 
-Usage: scripts/prefill_table.py [--scenes Baby3,Cloth4,...] [--data DIR] [--out table.json]
+Usage: scripts/prefill_table.py [--scenes Baby3,Cloth4,...|all2006] [--only TEXT] [--data DIR] [--out table.json]
 `depth_interp eval`'s own run (same masks: seed 0, 10 % uniform and gradient; whole frames at
 third size) with one method per setting. This is how the pre-fill of the `default` preset was
 chosen (on 2006 scenes, see models/README.md).
@@ -37,10 +37,15 @@ SETTINGS = {
     'domain transform at half resolution, then CG 6/30': dict(CG, levels=1, top='domain_transform', iterations=(6, 30)),
     'domain transform at half resolution, then CG 10/30 (session 4 default graph)':
         dict(CG, levels=1, top='domain_transform', iterations=(10, 30)),
+    'domain transform at half resolution, then CG 20/40': dict(CG, levels=1, top='domain_transform', iterations=(20, 40)),
+    'domain transform at half resolution, then CG 20/60': dict(CG, levels=1, top='domain_transform', iterations=(20, 60)),
     'domain transform at half resolution, then CG 30/100': dict(CG, levels=1, top='domain_transform', iterations=(30, 100)),
     'domain transform at half resolution, then CG 300/300': dict(CG, levels=1, top='domain_transform', iterations=(300, 300)),
 }
 PROTOCOLS = ('uniform@0.10', 'gradient@0.10')
+TWELVE = 'Baby3,Cloth4,Bowling1,Flowerpots,Midd1,Rocks1,Baby1,Cloth1,Lampshade1,Monopoly,Plastic,Wood1'
+ALL_2006 = ('Baby1,Baby2,Baby3,Bowling1,Bowling2,Cloth1,Cloth2,Cloth3,Cloth4,Flowerpots,Lampshade1,Lampshade2,'
+            'Midd1,Midd2,Monopoly,Plastic,Rocks1,Rocks2,Wood1,Wood2')
 
 
 def prefill_method(prefill):
@@ -57,13 +62,16 @@ def prefill_method(prefill):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('--scenes', default='Baby3,Cloth4,Bowling1,Flowerpots,Midd1,Rocks1,Baby1,Cloth1,Lampshade1,Monopoly,Plastic,Wood1')
+    p.add_argument('--scenes', default=TWELVE, help="comma list, or 'all2006' for the twenty 2006 scenes")
+    p.add_argument('--only', help='run only the settings whose name contains this text')
     p.add_argument('--data', default=os.path.join(shared_data_dir(), 'middlebury'))
     p.add_argument('--out', help='also write the numbers as JSON here')
     args = p.parse_args()
     torch.set_num_threads(2)
-    frames = load_middlebury_frames(args.data, tuple(args.scenes.split(',')))
-    methods = {name: prefill_method(PyramidPrefill(**{'levels': 5, **options})) for name, options in SETTINGS.items()}
+    scenes = ALL_2006 if args.scenes == 'all2006' else args.scenes
+    frames = load_middlebury_frames(args.data, tuple(scenes.split(',')))
+    methods = {name: prefill_method(PyramidPrefill(**{'levels': 5, **options})) for name, options in SETTINGS.items()
+               if not args.only or args.only in name}
     results, _ = evaluate(frames, PROTOCOLS, methods)
     table = {name: {proto: {f: dict(psnr=results[proto][f][name]['all']['psnr'],
                                     seconds=results[proto][f][name]['time_s']) for f in results[proto]}
