@@ -73,7 +73,7 @@ PRESETS = {
     # real time on a 2-core CPU (see models/README.md for the timing that chose it)
     'default': NetConfig(dilations=(1, 2, 4), prefill_levels=1, prefill_top='domain_transform',
                          prefill_solver='cg', prefill_weights='variance', prefill_variance_scale=0.3,
-                         prefill_iterations=(10, 30)),
+                         prefill_iterations=(20, 40)),
     # the paper-sized variant
     'paper': NetConfig(stem_width=32, width=64, dilations=(1, 2, 4, 8, 16, 1),
                        prefill_iterations=(2, 4, 12, 12, 12, 12)),
