@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""Where the network's correction helps: its gain over its own pre-fill, by distance to the nearest sample.
+
+Usage: scripts/network_gain_by_distance.py [--model models/depth_interp.onnx] [--scenes Baby3,Cloth4]
+       [--protocol gradient@0.10] [--data DIR] [--out gain.json]
+
+For each scene (whole frame, third size, `eval`'s masks: seed 0), the shipped graph and the same
+graph's pre-fill alone (no network) fill the same input. The squared-error reduction (pre-fill
+minus model, in units of 1e-6 of the PSNR peak squared per valid pixel, so the bands add up to the
+change of the frame's mean squared error) is summed over bands of distance to the nearest known
+pixel. Positive: the network helps there. Prints a table; with --out also JSON and a PNG beside it.
+"""
+import argparse
+import json
+import os
+import sys
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from prefill_table import prefill_method  # noqa: E402  (this folder)
+from ros2_depth_interp.evaluate import (load_middlebury_frames, parse_protocol, protocol_label,  # noqa: E402
+                                        protocol_rng)
+from ros2_depth_interp.inference import DepthInterpolator  # noqa: E402
+from ros2_depth_interp.masks import make_semi_dense  # noqa: E402
+from ros2_depth_interp.model import build_model  # noqa: E402
+from ros2_depth_interp.resources import shared_data_dir  # noqa: E402
+from ros2_depth_interp.train import VAL_SCENES  # noqa: E402
+
+BANDS = ((0.5, 3.0), (3.0, 10.0), (10.0, 30.0), (30.0, float('inf')))
+
+
+def band_name(lo, hi):
+    return '%g-%g px' % (lo, hi) if np.isfinite(hi) else '>= %g px' % lo
+
+
+def gains(frame, mode, density, seed, model, prefill):
+    label = protocol_label(mode, density)
+    gt, valid, intensity = frame['gt'], frame['valid'], frame['intensity']
+    sparse, mask = make_semi_dense(np.where(valid, gt, 0), intensity, mode, density,
+                                   protocol_rng(seed, frame['name'], label))
+    mask &= valid
+    sparse = np.where(mask, sparse, 0).astype(np.float32)
+    with_net = model.interpolate(sparse, mask, intensity)
+    alone = prefill(sparse, mask, intensity)
+    scale = 1e6 / (valid.sum() * frame['peak'] ** 2)
+    reduction = np.where(valid, (alone - gt) ** 2 - (with_net - gt) ** 2, 0.0) * scale
+    distance = cv2.distanceTransform((~mask).astype(np.uint8), cv2.DIST_L2, 5)
+    def psnr(x):
+        return float(10 * np.log10(frame['peak'] ** 2 / np.mean((x - gt)[valid] ** 2)))
+    return dict(prefill_psnr=psnr(alone), model_psnr=psnr(with_net),
+                bands={band_name(lo, hi): float(reduction[valid & (distance >= lo) & (distance < hi)].sum())
+                       for lo, hi in BANDS})
+
+
+def save_picture(path, rows, title):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    names = list(rows)
+    bands = list(next(iter(rows.values()))['bands'])
+    fig, ax = plt.subplots(figsize=(2.0 + 0.55 * len(names), 4.5))
+    width = 0.8 / len(bands)
+    for i, band in enumerate(bands):
+        ax.bar(np.arange(len(names)) + (i - (len(bands) - 1) / 2) * width, [rows[n]['bands'][band] for n in names],
+               width, label=band)
+    ax.axhline(0, color='k', lw=0.8)
+    ax.set_yscale('symlog', linthresh=10)   # one training scene gains 100x more than the rest
+    ax.set_xticks(np.arange(len(names)))
+    ax.set_xticklabels(names, rotation=30, ha='right')
+    ax.set_ylabel('squared-error reduction by the network\n(1e-6 peak^2 per pixel; > 0: it helps)')
+    ax.set_title(title)
+    ax.legend(title='distance to nearest sample', fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('--model', default=None, help='ONNX graph (default: the shipped model)')
+    p.add_argument('--scenes', default=','.join(VAL_SCENES))
+    p.add_argument('--protocol', default='gradient@0.10')
+    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--data', default=os.path.join(shared_data_dir(), 'middlebury'))
+    p.add_argument('--out', help='write the numbers as JSON here (and a PNG beside it)')
+    args = p.parse_args()
+    model = DepthInterpolator(args.model, providers=['CPUExecutionProvider'])
+    config = json.loads(model.metadata['config'])
+    prefill = prefill_method(build_model(config).prefill)
+    mode, density = parse_protocol(args.protocol)
+    frames = load_middlebury_frames(args.data, tuple(args.scenes.split(',')))
+    rows = {}
+    print('| scene | pre-fill alone | with the network | ' + ' | '.join(band_name(*b) for b in BANDS) + ' |')
+    print('|---' * (3 + len(BANDS)) + '|')
+    for frame in frames:
+        row = rows[frame['name']] = gains(frame, mode, density, args.seed, model, prefill)
+        print('| %s | %.2f | %.2f | %s |' % (frame['name'], row['prefill_psnr'], row['model_psnr'],
+                                            ' | '.join('%+.1f' % v for v in row['bands'].values())), flush=True)
+    if args.out:
+        with open(args.out, 'w') as f:
+            json.dump(dict(model=model.model_path, protocol=args.protocol, seed=args.seed, scenes=rows), f, indent=1)
+        save_picture(os.path.splitext(args.out)[0] + '.png', rows,
+                     'network gain over its pre-fill, %s' % args.protocol)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
