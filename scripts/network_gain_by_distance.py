@@ -2,7 +2,7 @@
 """Where the network's correction helps: its gain over its own pre-fill, by distance to the nearest sample.
 
 Usage: scripts/network_gain_by_distance.py [--model models/depth_interp.onnx] [--scenes Baby3,Cloth4]
-       [--protocol gradient@0.10] [--data DIR] [--out gain.json]
+       [--protocol gradient@0.10] [--data-kind middlebury|tum] [--data DIR] [--out gain.json]
 
 For each scene (whole frame, third size, `eval`'s masks: seed 0), the shipped graph and the same
 graph's pre-fill alone (no network) fill the same input. The squared-error reduction (pre-fill
@@ -21,8 +21,8 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from prefill_table import prefill_method  # noqa: E402  (this folder)
-from ros2_depth_interp.evaluate import (load_middlebury_frames, parse_protocol, protocol_label,  # noqa: E402
-                                        protocol_rng)
+from ros2_depth_interp.evaluate import (load_middlebury_frames, load_tum_frames, parse_protocol,  # noqa: E402
+                                        protocol_label, protocol_rng)
 from ros2_depth_interp.inference import DepthInterpolator  # noqa: E402
 from ros2_depth_interp.masks import make_semi_dense  # noqa: E402
 from ros2_depth_interp.model import build_model  # noqa: E402
@@ -81,17 +81,23 @@ def save_picture(path, rows, title):
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--model', default=None, help='ONNX graph (default: the shipped model)')
-    p.add_argument('--scenes', default=','.join(VAL_SCENES))
+    p.add_argument('--scenes', default=None,
+                   help='comma list (default: the validation scenes, or every TUM frame found)')
+    p.add_argument('--data-kind', choices=('middlebury', 'tum'), default='middlebury')
     p.add_argument('--protocol', default='gradient@0.10')
     p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--data', default=os.path.join(shared_data_dir(), 'middlebury'))
+    p.add_argument('--data', default=None, help='default: <shared data>/middlebury or /tum')
     p.add_argument('--out', help='write the numbers as JSON here (and a PNG beside it)')
     args = p.parse_args()
     model = DepthInterpolator(args.model, providers=['CPUExecutionProvider'])
     config = json.loads(model.metadata['config'])
     prefill = prefill_method(build_model(config).prefill)
     mode, density = parse_protocol(args.protocol)
-    frames = load_middlebury_frames(args.data, tuple(args.scenes.split(',')))
+    data = args.data or os.path.join(shared_data_dir(), args.data_kind)
+    if args.data_kind == 'tum':
+        frames = load_tum_frames(data, args.scenes.split(',') if args.scenes else None)
+    else:
+        frames = load_middlebury_frames(data, tuple((args.scenes or ','.join(VAL_SCENES)).split(',')))
     rows = {}
     print('| scene | pre-fill alone | with the network | ' + ' | '.join(band_name(*b) for b in BANDS) + ' |')
     print('|---' * (3 + len(BANDS)) + '|')
