@@ -7,8 +7,8 @@ Usage: scripts/network_gain_by_distance.py [--model models/depth_interp.onnx] [-
 For each scene (whole frame, third size, `eval`'s masks: seed 0), the shipped graph and the same
 graph's pre-fill alone (no network) fill the same input. The squared-error reduction (pre-fill
 minus model, in units of 1e-6 of the PSNR peak squared per valid pixel, so the bands add up to the
-change of the frame's mean squared error) is summed over bands of distance to the nearest known
-pixel. Positive: the network helps there. Prints a table; with --out also JSON and a PNG beside it.
+change of the frame's mean squared error) is summed over the known pixels and over bands of
+distance to the nearest known pixel. Positive: the network helps there. Prints a table; with --out also JSON and a PNG beside it.
 """
 import argparse
 import json
@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))   # prefill_table, also when imported
 
 from prefill_table import prefill_method  # noqa: E402  (this folder)
 from ros2_depth_interp.evaluate import (load_middlebury_frames, load_tum_frames, parse_protocol,  # noqa: E402
@@ -29,10 +30,13 @@ from ros2_depth_interp.model import build_model  # noqa: E402
 from ros2_depth_interp.resources import shared_data_dir  # noqa: E402
 from ros2_depth_interp.train import VAL_SCENES  # noqa: E402
 
-BANDS = ((0.5, 3.0), (3.0, 10.0), (10.0, 30.0), (30.0, float('inf')))
+# distance 0: the known pixels themselves; the bands cover every valid pixel once
+BANDS = ((0.0, 0.5), (0.5, 3.0), (3.0, 10.0), (10.0, 30.0), (30.0, float('inf')))
 
 
 def band_name(lo, hi):
+    if lo == 0.0:
+        return 'known pixels'
     return '%g-%g px' % (lo, hi) if np.isfinite(hi) else '>= %g px' % lo
 
 
@@ -78,7 +82,7 @@ def save_picture(path, rows, title):
     plt.close(fig)
 
 
-def main():
+def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--model', default=None, help='ONNX graph (default: the shipped model)')
     p.add_argument('--scenes', default=None,
@@ -88,7 +92,7 @@ def main():
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--data', default=None, help='default: <shared data>/middlebury or /tum')
     p.add_argument('--out', help='write the numbers as JSON here (and a PNG beside it)')
-    args = p.parse_args()
+    args = p.parse_args(argv)
     model = DepthInterpolator(args.model, providers=['CPUExecutionProvider'])
     config = json.loads(model.metadata['config'])
     prefill = prefill_method(build_model(config).prefill)
