@@ -7,7 +7,8 @@ Usage: scripts/compare_graphs.py LABEL=PATH [LABEL=PATH ...] [--sizes 370x463,48
 On a shared machine whose speed drifts from hour to hour, only graphs timed in the same process,
 in alternation, can be compared: each round runs every graph once per size (the node's own path:
 ``DepthInterpolator.interpolate``, normalization and padding included) on the same synthetic frame
-(10 % known). The first rounds warm up and are left out. Prints a table and writes JSON.
+(10 % known). The first rounds warm up and are left out. Prints a table; with --out also JSON and a
+PNG beside it (fastest, median and 90th percentile per graph and size).
 """
 import argparse
 import json
@@ -28,6 +29,27 @@ WARMUP_ROUNDS = 3
 def parse_size(text):
     h, w = text.lower().split('x')
     return int(h), int(w)
+
+
+def save_picture(path, rows):
+    """Bars of the median per graph and size, with the fastest frame and the 90th percentile marked."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    names = list(rows)
+    p50 = np.array([rows[n]['p50_ms'] for n in names])
+    low = p50 - np.array([rows[n]['min_ms'] for n in names])
+    high = np.array([rows[n]['p90_ms'] for n in names]) - p50
+    fig, ax = plt.subplots(figsize=(8, 1.0 + 0.45 * len(names)))
+    y = np.arange(len(names))[::-1]
+    ax.barh(y, p50, xerr=[low, high], capsize=3, color='tab:blue', alpha=0.8)
+    ax.set_yticks(y)
+    ax.set_yticklabels(names)
+    ax.set_xlabel('ms per frame: median (bar), fastest to 90th percentile (whiskers)')
+    ax.grid(axis='x', alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 def main(argv=None):
@@ -66,6 +88,7 @@ def main(argv=None):
             json.dump(dict(machine=machine_info(include_torch=False), rounds=args.rounds,
                            graphs={label: interp.model_path for label, interp in graphs.items()}, times=rows),
                       f, indent=1)
+        save_picture(os.path.splitext(args.out)[0] + '.png', rows)
     return 0
 
 

@@ -29,6 +29,7 @@ def test_compare_graphs_times_every_graph_at_every_size(tiny_model_path, tmp_pat
         assert row['n'] == 2 and 0 < row['min_ms'] <= row['p50_ms']
     assert report['graphs'] == {'a': tiny_model_path, 'b': tiny_model_path}
     assert '| 23x17 b |' in capsys.readouterr().out
+    assert os.path.isfile(str(tmp_path / 'times.png'))
 
 
 def test_compare_graphs_refuses_a_missing_file(tmp_path):
