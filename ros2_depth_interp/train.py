@@ -35,6 +35,13 @@ def parse_size(text):
     return int(h), int(w or h)
 
 
+def _scene_list(text):
+    names = tuple(s.strip() for s in str(text).split(',') if s.strip())
+    if not names:
+        raise argparse.ArgumentTypeError('expected a comma list of scene names, got %r' % text)
+    return names
+
+
 def build_parser():
     p = argparse.ArgumentParser(prog='depth_interp train', description=__doc__.splitlines()[0])
     p.add_argument('--out', default='runs/train', help='run folder (checkpoints, metrics, pictures)')
@@ -55,6 +62,9 @@ def build_parser():
     p.add_argument('--sources', default='synthetic,middlebury', help='comma list: synthetic, middlebury')
     p.add_argument('--middlebury', help='Middlebury root (default: <shared data>/middlebury)')
     p.add_argument('--synthetic-fraction', type=float, default=0.5, help='share of synthetic samples')
+    p.add_argument('--val-scenes', type=_scene_list, default=VAL_SCENES,
+                   help='comma list of Middlebury scenes held out of training for validation (whole '
+                        'families, e.g. Lampshade1,Lampshade2,Plastic, keep siblings out of training)')
     p.add_argument('--mask-modes', default='gradient,uniform,lsd')
     p.add_argument('--densities', default='0.05,0.2', help='min,max mask density')
     p.add_argument('--w-l1', type=float, default=1.0)
@@ -178,12 +188,12 @@ def lr_at(step, args, elapsed=0.0):
 
 
 def validation_set(args, stride):
-    """A fixed list of examples from scenes never trained on (synthetic seeds apart, Middlebury VAL_SCENES)."""
+    """A fixed list of examples from scenes never trained on (synthetic seeds apart, ``--val-scenes``)."""
     rng = np.random.default_rng(12345)
     val_args = argparse.Namespace(**vars(args))
     val_args.seed = args.seed + 10_000
     try:
-        sampler = make_sampler(val_args, (), seed_offset=10_000, only_scenes=VAL_SCENES)
+        sampler = make_sampler(val_args, (), seed_offset=10_000, only_scenes=args.val_scenes)
     except SystemExit:
         return []
     examples = []
@@ -243,6 +253,7 @@ def save_checkpoint(path, model, optimizer, step, args, config, criterion, elaps
         'steps': step, 'batch': args.batch, 'crop': list(args.crop), 'sources': args.sources,
         'mask_modes': args.mask_modes, 'densities': args.densities, 'loss': criterion.describe(),
         'lr': [args.lr, args.lr_drop_at, args.lr_after], 'seed': args.seed, 'seconds': round(elapsed, 1),
+        'val_scenes': list(args.val_scenes),
         'device': str(next(raw.parameters()).device),
         'device_name': torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'cpu',
         'config': config.to_dict(),
@@ -306,7 +317,7 @@ def train(args):
         model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == 'cuda' else None)
     model.train()
     os.makedirs(args.out, exist_ok=True)
-    sampler = make_sampler(args, EVAL_SCENES + VAL_SCENES)
+    sampler = make_sampler(args, EVAL_SCENES + tuple(args.val_scenes))
     stream = SampleStream(sampler, config.stride, args.seed * 1000 + rank)
     loader = torch.utils.data.DataLoader(stream, batch_size=args.batch, num_workers=args.workers,
                                          pin_memory=device.type == 'cuda',

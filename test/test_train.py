@@ -53,6 +53,7 @@ def test_train_command_writes_checkpoint_metrics_and_resumes(tmp_path):
     ckpt = os.path.join(out, 'last.pt')
     blob = torch.load(ckpt, weights_only=False)
     assert blob['step'] == 3 and 'l1' in blob['training']['loss']
+    assert blob['training']['val_scenes'] == list(train.VAL_SCENES)
     assert train.main(common + ['--steps', '5', '--resume', ckpt]) == 0
     assert torch.load(ckpt, weights_only=False)['step'] == 5
     # fine-tuning from it records where the weights came from
@@ -100,3 +101,21 @@ def test_prefill_options_reach_the_model_config():
     assert make_config(build_parser().parse_args([])).prefill_solver == PRESETS['default'].prefill_solver
     with pytest.raises(SystemExit):
         build_parser().parse_args(['--prefill-solver', 'sor'])
+
+
+def test_val_scenes_are_held_out_of_training(tmp_path):
+    from test_evaluate import _write_scene
+    root = tmp_path / 'middlebury'
+    for i, scene in enumerate(('Alpha', 'Beta', 'Gamma')):
+        _write_scene(str(root / 'ThirdSize' / scene), seed=i)
+    args = train.build_parser().parse_args(['--middlebury', str(root), '--sources', 'middlebury',
+                                            '--val-scenes', 'Beta, Gamma', '--crop', '32x32'])
+    assert args.val_scenes == ('Beta', 'Gamma')
+
+    def scenes(sampler):
+        return {os.path.basename(d) for source in sampler.sources for d in source.scene_dirs}
+    assert scenes(train.make_sampler(args, train.EVAL_SCENES + args.val_scenes)) == {'Alpha'}
+    assert scenes(train.make_sampler(args, (), only_scenes=args.val_scenes)) == {'Beta', 'Gamma'}
+    assert len(train.validation_set(args, 8)) == args.val_samples
+    with pytest.raises(SystemExit):
+        train.build_parser().parse_args(['--val-scenes', ' , '])
