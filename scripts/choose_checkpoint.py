@@ -3,7 +3,8 @@
 
 Usage: scripts/choose_checkpoint.py CKPT.pt [CKPT.pt ...] [--scenes Baby3,Cloth4] [--data DIR]
 Each checkpoint runs through the torch backend on whole frames (third size) of scenes that training
-held out (train.VAL_SCENES), under the 10 % uniform, gradient and LSD-SLAM-like protocols, with the
+held out (by default the first checkpoint's ``--val-scenes``, recorded in it; train.VAL_SCENES for
+checkpoints older than that record), under the 10 % uniform, gradient and LSD-SLAM-like protocols, with the
 same masks for every checkpoint (seed 0). The "pre-fill" row is the first checkpoint's
 parameter-free pre-fill alone, without the network. Never use the test scenes
 (Books, Laundry, Reindeer) here.
@@ -16,6 +17,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))   # prefill_table, also when imported
 
 from prefill_table import prefill_method  # noqa: E402  (this folder)
 from ros2_depth_interp.evaluate import evaluate, load_middlebury_frames, summarize  # noqa: E402
@@ -26,15 +28,22 @@ from ros2_depth_interp.train import VAL_SCENES  # noqa: E402
 PROTOCOLS = ('uniform@0.10', 'gradient@0.10', 'lsd@0.10')
 
 
-def main():
+def held_out_scenes(checkpoint):
+    """The validation scenes a checkpoint's training held out (older checkpoints: train.VAL_SCENES)."""
+    blob = torch.load(checkpoint, map_location='cpu', weights_only=False)
+    return tuple(blob.get('training', {}).get('val_scenes') or VAL_SCENES)
+
+
+def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('checkpoints', nargs='+')
-    p.add_argument('--scenes', default=','.join(VAL_SCENES))
+    p.add_argument('--scenes', default=None, help="comma list (default: the first checkpoint's validation scenes)")
     p.add_argument('--data', default=os.path.join(shared_data_dir(), 'middlebury'))
     p.add_argument('--prefill', action='store_true', help='also a pre-fill-only row for the first checkpoint')
-    args = p.parse_args()
+    args = p.parse_args(argv)
     torch.set_num_threads(2)
-    frames = load_middlebury_frames(args.data, tuple(args.scenes.split(',')))
+    frames = load_middlebury_frames(args.data, tuple(args.scenes.split(',')) if args.scenes
+                                    else held_out_scenes(args.checkpoints[0]))
     methods = {}
     for path in args.checkpoints:
         interp = DepthInterpolator(model_path=path, backend='torch', device='cpu', warmup=False)

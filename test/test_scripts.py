@@ -55,3 +55,25 @@ def test_network_gain_bands_add_up_to_the_change_of_the_error(tiny_model_path, t
         # mean squared error / peak^2 = 10^(-PSNR / 10): the bands split its change, in 1e-6 units
         total = 1e6 * (10 ** (-row['prefill_psnr'] / 10) - 10 ** (-row['model_psnr'] / 10))
         assert sum(row['bands'].values()) == pytest.approx(total, rel=1e-3, abs=1e-3)
+
+
+def test_choose_checkpoint_validates_on_the_scenes_training_held_out(tmp_path, capsys):
+    from ros2_depth_interp import train
+    root = tmp_path / 'middlebury'
+    for i, scene in enumerate(('Alpha', 'Beta', 'Gamma')):
+        _write_scene(str(root / 'ThirdSize' / scene), seed=i)
+    out = str(tmp_path / 'run')
+    assert train.main(['--out', out, '--preset', 'tiny', '--sources', 'middlebury', '--middlebury', str(root),
+                       '--val-scenes', 'Beta,Gamma', '--crop', '32x32', '--batch', '2', '--workers', '0',
+                       '--steps', '1', '--val-samples', '1', '--threads', '1']) == 0
+    checkpoint = os.path.join(out, 'last.pt')
+    choose = _script('choose_checkpoint')
+    assert choose.held_out_scenes(checkpoint) == ('Beta', 'Gamma')
+    capsys.readouterr()
+    assert choose.main([checkpoint, '--data', str(root), '--prefill']) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines()
+            if line.startswith('| ') and not line.startswith('| checkpoint |')]
+    assert len(rows) == 2                          # the pre-fill and the checkpoint
+    for row in rows:
+        cells = row.strip('| ').split(' | ')[1:-1]  # one cell per protocol: 'mean (Beta/Gamma)'
+        assert len(cells) == 3 and all(cell.split('(')[1].count('/') == 1 for cell in cells)
