@@ -80,6 +80,17 @@ def protocol_rng(seed, frame_name, label):
     return np.random.default_rng([int(seed), zlib.crc32(frame_name.encode()), zlib.crc32(label.encode())])
 
 
+def semi_dense_input(frame, mode, density, seed):
+    """``(sparse, mask)``: the known depth (float32, 0 elsewhere) and mask every method gets for one
+    (frame, protocol); samples only where the ground truth is valid."""
+    from .masks import make_semi_dense
+    gt, valid = frame['gt'], frame['valid']
+    sparse, mask = make_semi_dense(np.where(valid, gt, 0), frame['intensity'], mode, density,
+                                   protocol_rng(seed, frame['name'], protocol_label(mode, density)))
+    mask &= valid
+    return np.where(mask, sparse, 0).astype(np.float32), mask
+
+
 # ---------------------------------------------------------------------------------------------
 # Frames
 # ---------------------------------------------------------------------------------------------
@@ -183,7 +194,6 @@ def evaluate(frames, protocols, methods, seed=0, figure_dir=None, figure_frames=
     from tqdm import tqdm
 
     from .figures import save_figure1
-    from .masks import make_semi_dense
 
     parsed = [parse_protocol(p) for p in protocols]
     results, figures = {}, []
@@ -195,10 +205,7 @@ def evaluate(frames, protocols, methods, seed=0, figure_dir=None, figure_frames=
             per_frame = results.setdefault(label, {})
             for frame in frames:
                 gt, valid, intensity = frame['gt'], frame['valid'], frame['intensity']
-                sparse, mask = make_semi_dense(np.where(valid, gt, 0), intensity, mode, density,
-                                               protocol_rng(seed, frame['name'], label))
-                mask &= valid
-                sparse = np.where(mask, sparse, 0).astype(np.float32)
+                sparse, mask = semi_dense_input(frame, mode, density, seed)
                 unknown = valid & ~mask
                 row = per_frame.setdefault(frame['name'], {})
                 outputs, captions = {}, {}

@@ -22,13 +22,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from ros2_depth_interp.bench_device import _percentiles, _scene, machine_info  # noqa: E402
 from ros2_depth_interp.inference import DepthInterpolator  # noqa: E402
+from ros2_depth_interp.train import parse_size  # noqa: E402
 
 WARMUP_ROUNDS = 3
-
-
-def parse_size(text):
-    h, w = text.lower().split('x')
-    return int(h), int(w)
 
 
 def save_picture(path, rows):

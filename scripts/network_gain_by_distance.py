@@ -8,7 +8,8 @@ For each scene (whole frame, third size, `eval`'s masks: seed 0), the shipped gr
 graph's pre-fill alone (no network) fill the same input. The squared-error reduction (pre-fill
 minus model, in units of 1e-6 of the PSNR peak squared per valid pixel, so the bands add up to the
 change of the frame's mean squared error) is summed over the known pixels and over bands of
-distance to the nearest known pixel. Positive: the network helps there. Prints a table; with --out also JSON and a PNG beside it.
+distance to the nearest known pixel. Positive: the network helps there. Prints a table; with --out
+also JSON and a PNG beside it.
 """
 import argparse
 import json
@@ -23,9 +24,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))   # prefill_table
 
 from prefill_table import prefill_method  # noqa: E402  (this folder)
 from ros2_depth_interp.evaluate import (load_middlebury_frames, load_tum_frames, parse_protocol,  # noqa: E402
-                                        protocol_label, protocol_rng)
+                                        semi_dense_input)
 from ros2_depth_interp.inference import DepthInterpolator  # noqa: E402
-from ros2_depth_interp.masks import make_semi_dense  # noqa: E402
 from ros2_depth_interp.model import build_model  # noqa: E402
 from ros2_depth_interp.resources import shared_data_dir  # noqa: E402
 from ros2_depth_interp.train import VAL_SCENES  # noqa: E402
@@ -41,12 +41,8 @@ def band_name(lo, hi):
 
 
 def gains(frame, mode, density, seed, model, prefill):
-    label = protocol_label(mode, density)
     gt, valid, intensity = frame['gt'], frame['valid'], frame['intensity']
-    sparse, mask = make_semi_dense(np.where(valid, gt, 0), intensity, mode, density,
-                                   protocol_rng(seed, frame['name'], label))
-    mask &= valid
-    sparse = np.where(mask, sparse, 0).astype(np.float32)
+    sparse, mask = semi_dense_input(frame, mode, density, seed)
     with_net = model.interpolate(sparse, mask, intensity)
     alone = prefill(sparse, mask, intensity)
     scale = 1e6 / (valid.sum() * frame['peak'] ** 2)
