@@ -47,6 +47,9 @@ class NetConfig:
     prefill_dt_sigma_r: float = 0.02     # 'domain_transform': intensity range (intensity in [0, 1])
     prefill_dt_passes: int = 3           # 'domain_transform': horizontal + vertical passes
     prefill_dt_steps: int = 8            # 'domain_transform': doubling steps per scan (reach 2^steps pixels)
+    prefill_dt_order: int = 0            # 'domain_transform': 0 weighted mean; 1 weighted local plane
+    prefill_dt_ridge: float = 1.0        # order 1: ridge on the plane's slopes, in pixels of that level
+    prefill_dt_clamp: float = 1.0        # order 1: the plane departs from the mean by at most clamp x std
     dropout: float = 0.5                 # before the last convolution, training only
     extra: dict = field(default_factory=dict)
 
@@ -72,11 +75,15 @@ class NetConfig:
 PRESETS = {
     # real time on a 2-core CPU (see models/README.md for the timing that chose it)
     'default': NetConfig(dilations=(1, 2, 4), prefill_levels=1, prefill_top='domain_transform',
+                         prefill_dt_order=1, prefill_dt_sigma_s=120.0, prefill_dt_steps=6,
                          prefill_solver='cg', prefill_weights='variance', prefill_variance_scale=0.3,
                          prefill_iterations=(20, 40)),
     # the paper-sized variant
     'paper': NetConfig(stem_width=32, width=64, dilations=(1, 2, 4, 8, 16, 1),
                        prefill_iterations=(2, 4, 12, 12, 12, 12)),
+    # the dataclass defaults, which never change (checkpoints written before an option existed load
+    # with its default): scripts/train_shipped_model.sh builds every phase on it
+    'base': NetConfig(),
     # for tests: exported in a second
     'tiny': NetConfig(stem_width=4, width=8, dilations=(1, 2), prefill_levels=3, prefill_iterations=(1, 1, 2, 2)),
 }
@@ -128,6 +135,22 @@ WEIGHT_FLOOR = 1e-4
 # Tiny on purpose: a region that only weak links reach still takes its depth from across them, far
 # better than the mean (a floor of 1e-4 cost 2 dB on the gradient masks of one test frame).
 SUPPORT_FLOOR = 1e-30
+
+
+# order-1 domain transform: positions in units of this many pixels of the level, centred on the
+# image (keeps the float32 moments well conditioned)
+COORDINATE_UNIT = 128.0
+
+
+def _centred_coordinates(like):
+    """Column and row positions (N, 1, H, W) of every pixel, centred on the image, in
+    ``COORDINATE_UNIT`` pixels. From cumulative sums, so height and width stay dynamic in ONNX."""
+    ones = torch.ones_like(like)
+    xs = ones.cumsum(dim=3)
+    ys = ones.cumsum(dim=2)
+    xs = (xs - xs.mean(dim=3, keepdim=True)) / COORDINATE_UNIT
+    ys = (ys - ys.mean(dim=2, keepdim=True)) / COORDINATE_UNIT
+    return xs, ys
 
 
 def _shift(x, dim, k):
@@ -220,13 +243,17 @@ class PyramidPrefill(nn.Module):
 
     def __init__(self, levels, tau=0.0, spread=4, iterations=(), sigma=0.02, momentum=0.0, momentum_ramp=3.0,
                  weights='global', variance_scale=0.6, sigma_floor=0.005, solver='heavy_ball', neighbours=8,
-                 top='pull_push', dt_sigma_s=60.0, dt_sigma_r=0.02, dt_passes=3, dt_steps=8):
+                 top='pull_push', dt_sigma_s=60.0, dt_sigma_r=0.02, dt_passes=3, dt_steps=8, dt_order=0,
+                 dt_ridge=1.0, dt_clamp=1.0):
         super().__init__()
         if top not in ('pull_push', 'domain_transform'):
             raise ValueError("top must be 'pull_push' or 'domain_transform', got %r" % (top,))
         if top == 'domain_transform' and not (dt_sigma_s > 0 and dt_sigma_r > 0 and dt_passes >= 1 and dt_steps >= 1):
             raise ValueError('domain_transform needs sigma_s > 0, sigma_r > 0, passes >= 1 and steps >= 1, got '
                              '%r, %r, %r, %r' % (dt_sigma_s, dt_sigma_r, dt_passes, dt_steps))
+        if dt_order not in (0, 1) or not (dt_ridge > 0 and dt_clamp >= 0):
+            raise ValueError('domain_transform needs order 0 or 1, ridge > 0 and clamp >= 0, got %r, %r, %r'
+                             % (dt_order, dt_ridge, dt_clamp))
         if not 0.0 <= momentum < 1.0:
             raise ValueError('momentum must be in [0, 1), got %r' % (momentum,))
         if weights not in ('global', 'variance'):
@@ -252,6 +279,9 @@ class PyramidPrefill(nn.Module):
         self.dt_sigma_r = float(dt_sigma_r)
         self.dt_passes = int(dt_passes)
         self.dt_steps = int(dt_steps)
+        self.dt_order = int(dt_order)
+        self.dt_ridge = float(dt_ridge)
+        self.dt_clamp = float(dt_clamp)
         # one-hot 3x3 kernels: neighbour j of every pixel as channel j
         self.register_buffer('shifts', torch.eye(9).view(9, 1, 3, 3), persistent=False)
 
@@ -352,12 +382,25 @@ class PyramidPrefill(nn.Module):
 
         The recursive filter of Gastal and Oliveira's domain transform (2011), applied to
         ``support x values`` and to ``support`` alike, horizontally then vertically, ``dt_passes``
-        times with the spatial range shrinking as in their paper; the fill is their ratio. Neighbours
-        are linked by exp(-sqrt(2) (1 / s + |dI| / dt_sigma_r)): depth travels far along a surface
-        of even intensity and hardly across an edge. Where no support arrives (not above
+        times with the spatial range shrinking as in their paper. Neighbours are linked by
+        exp(-sqrt(2) (1 / s + |dI| / dt_sigma_r)): depth travels far along a surface of even
+        intensity and hardly across an edge. Where no support arrives (not above
         ``SUPPORT_FLOOR``), the fill is ``fallback``.
+        ``dt_order=0``: the fill is the weighted mean (the ratio of the two filtered images).
+        ``dt_order=1``: normalized convolution of first order (Knutsson and Westin 1993): the same
+        filter also runs over the moments of the measurements' positions and depths, and each pixel
+        takes the weighted least-squares plane through the measurements that reach it, evaluated at
+        the pixel, so slanted and curved surfaces are filled as slopes, not as steps (see
+        ``_plane_fill``).
         """
-        stacked = torch.cat([values * support, support], dim=1)
+        if self.dt_order == 1:
+            xs, ys = _centred_coordinates(values)
+            channels = [support, support * xs, support * ys, support * xs * xs, support * xs * ys,
+                        support * ys * ys, support * values, support * xs * values, support * ys * values,
+                        support * values * values]
+        else:
+            channels = [support, support * values]
+        stacked = torch.cat(channels, dim=1)
         products = {}
         for dim in (3, 2):
             step = (intensity - _shift(intensity, dim, 1)).abs()
@@ -370,9 +413,36 @@ class PyramidPrefill(nn.Module):
             decay = math.exp(-2.0 ** 0.5 / spatial)
             for dim in (3, 2):
                 stacked = _recursive_filter(stacked, products[dim], dim, decay)
-        weighted, total = stacked[:, 0:1], stacked[:, 1:2]
+        total = stacked[:, 0:1]
         reached = total > SUPPORT_FLOOR
-        return torch.where(reached, weighted / total.clamp_min(SUPPORT_FLOOR), fallback)
+        moments = stacked[:, 1:] / total.clamp_min(SUPPORT_FLOOR)
+        fill = self._plane_fill(moments, xs, ys) if self.dt_order == 1 else moments
+        return torch.where(reached, fill, fallback)
+
+    def _plane_fill(self, moments, xs, ys):
+        """The weighted least-squares plane d = mean + g . (p - centroid), evaluated at each pixel.
+
+        ``moments``: the weighted means of x, y, xx, xy, yy, d, xd, yd, dd over the measurements
+        that reach the pixel. The slopes g solve (C + ridge I) g = c, with C the positions'
+        covariance and c their covariance with depth; the ridge keeps g small where the
+        measurements lie on a line (an edge) and say nothing of the slope across it. The departure
+        from the mean is clamped to ``dt_clamp`` times the depths' standard deviation: a plane
+        fitted near one side of a wide surface must not run away across it (measured in
+        models/README.md).
+        """
+        mx, my, mxx, mxy, myy, md, mxd, myd, mdd = moments.split(1, dim=1)
+        ridge = (self.dt_ridge / COORDINATE_UNIT) ** 2
+        a = (mxx - mx * mx).clamp_min(0.0) + ridge
+        b = mxy - mx * my
+        c = (myy - my * my).clamp_min(0.0) + ridge
+        cxd = mxd - mx * md
+        cyd = myd - my * md
+        det = a * c - b * b                        # >= ridge^2 > 0: C is positive semi-definite
+        gx = (c * cxd - b * cyd) / det
+        gy = (a * cyd - b * cxd) / det
+        limit = (mdd - md * md).clamp_min(0.0).sqrt() * self.dt_clamp
+        departure = gx * (xs - mx) + gy * (ys - my)
+        return md + torch.minimum(torch.maximum(departure, -limit), limit)
 
     def forward(self, depth, mask, intensity=None):
         if depth.dtype == torch.float32:
@@ -446,7 +516,8 @@ class DepthInterpNet(nn.Module):
                                       config.prefill_variance_scale, config.prefill_sigma_floor,
                                       config.prefill_solver, config.prefill_neighbours, config.prefill_top,
                                       config.prefill_dt_sigma_s, config.prefill_dt_sigma_r,
-                                      config.prefill_dt_passes, config.prefill_dt_steps)
+                                      config.prefill_dt_passes, config.prefill_dt_steps,
+                                      config.prefill_dt_order, config.prefill_dt_ridge, config.prefill_dt_clamp)
         # full resolution: known depth, mask, intensity and the pre-fill
         self.stem = nn.Sequential(conv3x3(4, config.stem_width), ELU())
         # the single x2 downsampling stage: a projection block

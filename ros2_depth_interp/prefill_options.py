@@ -24,6 +24,9 @@ OPTIONS = {
     '--prefill-dt-sigma-r': (float, "'domain_transform': intensity range (intensity in [0, 1])", None),
     '--prefill-dt-passes': (int, "'domain_transform': horizontal + vertical passes", None),
     '--prefill-dt-steps': (int, "'domain_transform': doubling steps per scan (reach 2^steps pixels)", None),
+    '--prefill-dt-order': (int, "'domain_transform': 0 weighted mean, 1 weighted local plane", (0, 1)),
+    '--prefill-dt-ridge': (float, "'domain_transform' order 1: ridge on the slopes, in pixels of that level", None),
+    '--prefill-dt-clamp': (float, "'domain_transform' order 1: departure from the mean at most clamp x std", None),
 }
 
 

@@ -152,10 +152,12 @@ def test_shipped_model_returns_finite_depth_in_the_input_units():
         assert np.median(rel[~mask]) < 0.05         # a smooth ramp is filled close to the truth
 
 
-def test_export_matches_torch_with_the_domain_transform_prefill(tmp_path):
+@pytest.mark.parametrize('order', [0, 1])
+def test_export_matches_torch_with_the_domain_transform_prefill(tmp_path, order):
     torch.manual_seed(0)
     config = dict(build_model('tiny').config.to_dict(), prefill_solver='cg', prefill_weights='variance',
-                  prefill_levels=1, prefill_top='domain_transform', prefill_iterations=[3, 5], prefill_dt_steps=6)
+                  prefill_levels=1, prefill_top='domain_transform', prefill_iterations=[3, 5], prefill_dt_steps=6,
+                  prefill_dt_order=order)
     model = build_model(config)
     torch.nn.init.normal_(model.head.weight, std=0.05)
     assert model.stride == 2
@@ -169,7 +171,8 @@ def test_fp16_export_keeps_the_prefill_in_float32(tmp_path):
     # the fp16 graph runs the network in float16 and the pre-fill in float32
     torch.manual_seed(0)
     config = dict(build_model('tiny').config.to_dict(), prefill_solver='cg', prefill_weights='variance',
-                  prefill_levels=1, prefill_top='domain_transform', prefill_iterations=[10, 30])
+                  prefill_levels=1, prefill_top='domain_transform', prefill_iterations=[10, 30],
+                  prefill_dt_order=1)
     model = build_model(config)
     torch.nn.init.normal_(model.head.weight, std=0.05)
     report = export_onnx(model, str(tmp_path / 'half.onnx'), fp16=True, sample=_frame(120, 160))

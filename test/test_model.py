@@ -252,3 +252,76 @@ def test_domain_transform_prefill_follows_an_edge_the_cascade_blurs():
     away = (xx - edge + 0.5).abs() > 3     # more than 3 pixels from the edge
     error = lambda fill: float((fill - depth).abs()[..., away].max())
     assert error(transform) < 0.1 and error(cascade) > 0.3
+
+
+def _ramp(h, w, density, seed, left_only=False):
+    """A slanted plane d = 1 + 0.01 x + 0.005 y (full resolution), measured at random pixels."""
+    gen = torch.Generator().manual_seed(seed)
+    yy, xx = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing='ij')
+    depth = (1.0 + 0.01 * xx + 0.005 * yy)[None, None]
+    mask = (torch.rand(1, 1, h, w, generator=gen) < density).float()
+    if left_only:
+        mask = mask * (xx < w // 3).float()
+    return depth, mask, xx
+
+
+def test_first_order_domain_transform_fills_a_slanted_plane_as_a_slope():
+    # gradient masks leave wide holes in slanted surfaces (a book, a floor); a weighted mean fills
+    # them as steps, the weighted local plane (dt_order=1) as the slope itself
+    h, w = 48, 96
+    depth, mask, _ = _ramp(h, w, 0.03, seed=0)
+    intensity = torch.full_like(depth, 0.5)
+    options = dict(top='domain_transform', dt_sigma_s=30.0)
+    mean = PyramidPrefill(0, **options)(depth * mask, mask, intensity)
+    plane = PyramidPrefill(0, dt_order=1, dt_clamp=1e6, **options)(depth * mask, mask, intensity)
+    error = lambda fill: float((fill - depth).abs().max())
+    assert error(plane) < 2e-3 < 0.05 < error(mean)
+    # measurements keep their values in both
+    known = mask.bool()
+    assert torch.allclose(plane[known], depth[known], atol=2e-3) and torch.allclose(mean[known], depth[known], atol=2e-3)
+
+
+def test_first_order_departure_from_the_mean_is_clamped():
+    # measurements only in the left third: far to the right the plane would run away; it departs
+    # from the weighted mean by at most clamp x the measurements' weighted standard deviation
+    h, w = 32, 120
+    depth, mask, xx = _ramp(h, w, 0.2, seed=1, left_only=True)
+    intensity = torch.full_like(depth, 0.5)
+    fill = lambda **kw: PyramidPrefill(0, top='domain_transform', dt_sigma_s=40.0, **kw)(depth * mask, mask, intensity)
+    mean, free = fill(), fill(dt_order=1, dt_clamp=1e6)
+    known = depth[mask.bool()]
+    spread = float(known.std())
+    for clamp in (0.5, 1.0):
+        clamped = fill(dt_order=1, dt_clamp=clamp)
+        # (the local std is below the global one: the bound holds with the global one too)
+        assert float((clamped - mean).abs().max()) <= clamp * spread + 1e-5
+        # the clamped fill lies between the mean and the unclamped plane
+        assert bool(((clamped - mean) * (free - clamped) >= -1e-6).all())
+    assert torch.equal(fill(dt_order=1, dt_clamp=0.0), mean)
+    # the unclamped plane extrapolates the slope to the right border; the mean stays at the left
+    right = xx[None, None] >= w - 4
+    assert float((free - depth).abs()[right].max()) < 0.02 and float((mean - depth).abs()[right].min()) > 0.3
+
+
+def test_first_order_domain_transform_still_stops_at_intensity_edges():
+    # two flat surfaces of different intensity, each measured at a few pixels: neither the mean nor
+    # the plane carries one surface's depth into the other
+    h, w, edge = 32, 96, 40
+    gen = torch.Generator().manual_seed(2)
+    xx = torch.arange(w, dtype=torch.float32).expand(1, 1, h, w)
+    intensity = torch.where(xx < edge, 0.2, 0.8)
+    depth = torch.where(xx < edge, 1.0, 3.0)
+    mask = (torch.rand(1, 1, h, w, generator=gen) < 0.02).float()
+    for order in (0, 1):
+        fill = PyramidPrefill(0, top='domain_transform', dt_sigma_s=60.0, dt_order=order)(depth * mask, mask, intensity)
+        assert float((fill - depth).abs().max()) < 1e-3, order
+
+
+def test_first_order_options_are_checked_and_old_configs_keep_order_zero():
+    for bad in (dict(dt_order=2), dict(dt_order=1, dt_ridge=0.0), dict(dt_order=1, dt_clamp=-1.0)):
+        with pytest.raises(ValueError, match='order'):
+            PyramidPrefill(1, top='domain_transform', **bad)
+    # a checkpoint written before the option existed has no key for it: it loads as order 0
+    old = {k: v for k, v in PRESETS['default'].to_dict().items() if not k.startswith('prefill_dt_o')}
+    assert NetConfig.from_dict(old).prefill_dt_order == 0
+    assert build_model('default').prefill.dt_order == 1
