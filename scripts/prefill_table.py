@@ -2,10 +2,14 @@
 """PSNR of the parameter-free pre-fill alone (no network) under several sweep settings.
 
 Usage: scripts/prefill_table.py [--scenes Baby3,Cloth4,...|all2006] [--only TEXT] [--data DIR] [--out table.json]
+                                [--figure-scenes Baby2,Bowling2]
 `depth_interp eval`'s own run (same masks: seed 0, 10 % uniform and gradient; whole frames at
 third size) with one method per setting. This is how the pre-fill of the `default` preset was
-chosen (on 2006 scenes, see models/README.md).
+chosen (on 2006 scenes, see models/README.md). With --out, also <out>.png: per scene, each
+setting's PSNR on gradient masks minus the first setting's; with --figure-scenes, one picture per
+named scene (gradient masks) with every setting's fill beside the ground truth.
 """
+import textwrap
 import argparse
 import json
 import os
@@ -23,6 +27,8 @@ from ros2_depth_interp.resources import shared_data_dir  # noqa: E402
 
 HEAVY_BALL = dict(solver='heavy_ball', weights='global', momentum=0.95)
 CG = dict(solver='cg', weights='variance', variance_scale=0.3)
+DT = dict(CG, levels=1, top='domain_transform', iterations=(20, 40))
+FIRST_ORDER = dict(DT, dt_order=1, dt_sigma_s=120.0, dt_steps=6)
 # name: PyramidPrefill options (iterations per level, finest first; five levels unless said)
 SETTINGS = {
     'plain sweeps 1/3/10 (session 1)': dict(iterations=(1, 3, 10, 10, 10, 10)),
@@ -41,6 +47,15 @@ SETTINGS = {
     'domain transform at half resolution, then CG 20/60': dict(CG, levels=1, top='domain_transform', iterations=(20, 60)),
     'domain transform at half resolution, then CG 30/100': dict(CG, levels=1, top='domain_transform', iterations=(30, 100)),
     'domain transform at half resolution, then CG 300/300': dict(CG, levels=1, top='domain_transform', iterations=(300, 300)),
+    'domain transform at half resolution, reach 2^6, then CG 20/40': dict(DT, dt_steps=6),
+    # session 6: normalized convolution of first order (a weighted local plane per pixel)
+    'first order, no clamp, then CG 20/40': dict(DT, dt_order=1, dt_clamp=1e6),
+    'first order, clamp 1, then CG 20/40': dict(DT, dt_order=1),
+    'first order, clamp 1, range 120, then CG 20/40': dict(DT, dt_order=1, dt_sigma_s=120.0),
+    'first order, clamp 1, range 120, reach 2^6, then CG 20/40 (session 6 default graph)': dict(FIRST_ORDER),
+    'first order, clamp 1, range 120, reach 2^5, then CG 20/40': dict(FIRST_ORDER, dt_steps=5),
+    'first order, clamp 1, range 120, reach 2^6, then CG 20/30': dict(FIRST_ORDER, iterations=(20, 30)),
+    'first order, clamp 1, range 120, reach 2^6, then CG 15/40': dict(FIRST_ORDER, iterations=(15, 40)),
 }
 PROTOCOLS = ('uniform@0.10', 'gradient@0.10')
 TWELVE = 'Baby3,Cloth4,Bowling1,Flowerpots,Midd1,Rocks1,Baby1,Cloth1,Lampshade1,Monopoly,Plastic,Wood1'
@@ -60,18 +75,70 @@ def prefill_method(prefill):
     return interpolate
 
 
-def main():
+def save_gain_chart(path, table, names, protocol='gradient@0.10'):
+    """Bars per scene: each setting's PSNR minus the first setting's (dB), for ``protocol``."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    settings = list(table)
+    reference = np.array([table[settings[0]][protocol][n]['psnr'] for n in names])
+    others = settings[1:] or settings
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.45 * len(names) * len(others) + 2), 4.2))
+    width = 0.8 / len(others)
+    for i, name in enumerate(others):
+        gain = np.array([table[name][protocol][n]['psnr'] for n in names]) - reference
+        ax.bar(np.arange(len(names)) + (i - (len(others) - 1) / 2) * width, gain, width,
+               label='%s (mean %+.2f dB)' % (textwrap.shorten(name, 70), gain.mean()))
+    ax.axhline(0.0, color='black', linewidth=0.8)
+    ax.set_xticks(np.arange(len(names)))
+    ax.set_xticklabels(names, rotation=60, ha='right', fontsize=8)
+    ax.set_ylabel('PSNR change (dB), %s' % protocol)
+    ax.set_title('against: %s' % textwrap.shorten(settings[0], 90), fontsize=9)
+    ax.legend(fontsize=7, loc='best')
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def save_scene_figures(folder, frames, methods, scenes, protocol='gradient@0.10', seed=0):
+    """One Figure-1 style picture per scene in ``scenes``: every setting's fill, with its PSNR."""
+    from ros2_depth_interp.evaluate import semi_dense_input
+    from ros2_depth_interp.figures import save_figure1
+    from ros2_depth_interp.metrics import compute_metrics
+    mode, density = protocol.split('@')
+    paths = []
+    for frame in frames:
+        if frame['name'] not in scenes:
+            continue
+        sparse, mask = semi_dense_input(frame, mode, float(density), seed)
+        outputs, captions = {}, {}
+        for name, method in methods.items():
+            label = textwrap.fill(name, 34)
+            outputs[label] = method(sparse, mask, frame['intensity'])
+            psnr = compute_metrics(outputs[label], frame['gt'], frame['valid'], peak=frame['peak'])['psnr']
+            captions[label] = '%.2f dB' % psnr
+        path = os.path.join(folder, 'prefill_%s_%s.png' % (frame['name'], protocol.replace('@', '_')))
+        save_figure1(path, frame['intensity'], sparse, mask, outputs, gt=frame['gt'], valid=frame['valid'],
+                     title='%s, %s: the pre-fill alone' % (frame['name'], protocol), captions=captions,
+                     units=frame.get('units', ''))
+        paths.append(path)
+    return paths
+
+
+def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--scenes', default=TWELVE, help="comma list, or 'all2006' for the twenty 2006 scenes")
-    p.add_argument('--only', help='run only the settings whose name contains this text')
+    p.add_argument('--only', help="run only the settings whose name contains this text (several: 'A|B')")
     p.add_argument('--data', default=os.path.join(shared_data_dir(), 'middlebury'))
-    p.add_argument('--out', help='also write the numbers as JSON here')
-    args = p.parse_args()
+    p.add_argument('--out', help='also write the numbers as JSON here, and the chart of gains beside it')
+    p.add_argument('--figure-scenes', default='', help='comma list: draw these scenes (gradient masks)')
+    args = p.parse_args(argv)
     torch.set_num_threads(2)
     scenes = ALL_2006 if args.scenes == 'all2006' else args.scenes
     frames = load_middlebury_frames(args.data, tuple(scenes.split(',')))
     methods = {name: prefill_method(PyramidPrefill(**{'levels': 5, **options})) for name, options in SETTINGS.items()
-               if not args.only or args.only in name}
+               if not args.only or any(text in name for text in args.only.split('|'))}
     results, _ = evaluate(frames, PROTOCOLS, methods)
     table = {name: {proto: {f: dict(psnr=results[proto][f][name]['all']['psnr'],
                                     seconds=results[proto][f][name]['time_s']) for f in results[proto]}
@@ -88,6 +155,12 @@ def main():
     if args.out:
         with open(args.out, 'w') as f:
             json.dump(dict(scenes=names, table=table), f, indent=1)
+        print('wrote %s, %s' % (args.out, save_gain_chart(os.path.splitext(args.out)[0] + '.png', table, names)))
+    figure_scenes = [s for s in args.figure_scenes.split(',') if s]
+    if figure_scenes:
+        folder = os.path.dirname(os.path.abspath(args.out)) if args.out else '.'
+        for path in save_scene_figures(folder, frames, methods, figure_scenes):
+            print('wrote %s' % path)
     return 0
 
 

@@ -77,3 +77,85 @@ def test_choose_checkpoint_validates_on_the_scenes_training_held_out(tmp_path, c
     for row in rows:
         cells = row.strip('| ').split(' | ')[1:-1]  # one cell per protocol: 'mean (Beta/Gamma)'
         assert len(cells) == 3 and all(cell.split('(')[1].count('/') == 1 for cell in cells)
+
+
+def _shipped_training_phases():
+    """The ``train`` command lines of scripts/train_shipped_model.sh, arrays expanded, as argv lists."""
+    import re
+    import shlex
+    with open(os.path.join(SCRIPTS, 'train_shipped_model.sh')) as f:
+        text = f.read().replace('\\\n', ' ')
+    arrays = {name: shlex.split(body) for name, body in re.findall(r'^(\w+)=\((.*)\)$', text, re.M)}
+    # what the script's train() function adds to every phase, less the options it takes from the environment
+    common = shlex.split(re.search(r'^train\(\) \{.*?ros2_depth_interp\.train (.*?) "\$@"', text, re.M).group(1))
+    fixed = [w for flag, value in zip(common[::2], common[1::2]) if '$' not in value for w in (flag, value)]
+    phases = []
+    for line in text.splitlines():
+        if line.startswith('train '):
+            words = []
+            for word in shlex.split(line)[1:]:
+                match = re.fullmatch(r'\$\{(\w+)\[@\]\}', word)
+                words += arrays[match.group(1)] if match else [word.replace('$out', 'runs/x').replace('$workers', '1')]
+            phases.append(fixed + words)
+    return phases
+
+
+def test_the_shipped_models_training_script_trains_what_the_shipped_model_records():
+    # every `train` line parses, each phase starts from the one before it, each phase whose config
+    # the shipped checkpoint records (phases 4a-10) trains that config (4a-4b ran on an intermediate
+    # pre-fill that was dropped; the script runs them on the heavy-ball one, see its header), and
+    # the last phase trains the default preset's graph
+    import torch
+    from ros2_depth_interp.model import PRESETS, NetConfig
+    from ros2_depth_interp.resources import default_model_path
+    from ros2_depth_interp.train import build_parser, make_config
+    phases = _shipped_training_phases()
+    configs = [make_config(build_parser().parse_args(argv)).to_dict() for argv in phases]
+    for before, after in zip(phases, phases[1:]):
+        assert after[after.index('--init') + 1] == before[before.index('--out') + 1] + '/last.pt'
+    shipped = torch.load(default_model_path().replace('.onnx', '.pt'), map_location='cpu', weights_only=False)
+    runs = shipped['training']['history'] + [dict(shipped['training'], config=shipped['config'])]
+    assert len(runs) == len(phases) == 12          # phases 1-10, phases 3 and 4 in two runs each
+    checked = 0
+    for i, (run, config) in enumerate(zip(runs, configs)):
+        if 'config' not in run or run.get('phase', '').startswith('phase 4'):
+            continue
+        recorded = NetConfig.from_dict(run['config']).to_dict()
+        differing = sorted(k for k in recorded if recorded[k] != config[k])
+        assert not differing, 'phase %d of the script: %s' % (i + 1, [(k, recorded[k], config[k]) for k in differing])
+        checked += 1
+    assert checked == 6
+    default = PRESETS['default'].to_dict()
+    assert not sorted(k for k in default if k != 'dropout' and configs[-1][k] != default[k])
+
+
+def test_prefill_table_writes_numbers_a_chart_and_pictures(tmp_path, capsys):
+    root = tmp_path / 'middlebury'
+    for i, scene in enumerate(('Alpha', 'Beta')):
+        _write_scene(str(root / 'ThirdSize' / scene), seed=i)
+    table = _script('prefill_table')
+    only = 'domain transform at half resolution, then CG 20/40|session 6 default graph'
+    out = str(tmp_path / 'prefill.json')
+    assert table.main(['--scenes', 'Alpha,Beta', '--data', str(root), '--only', only, '--out', out,
+                       '--figure-scenes', 'Beta']) == 0
+    with open(out) as f:
+        report = json.load(f)
+    assert report['scenes'] == ['Alpha', 'Beta'] and len(report['table']) == 2
+    for per_protocol in report['table'].values():
+        for protocol in ('uniform@0.10', 'gradient@0.10'):
+            assert set(per_protocol[protocol]) == {'Alpha', 'Beta'}
+            assert all(10.0 < row['psnr'] < 100.0 for row in per_protocol[protocol].values())
+    for name in ('prefill.png', 'prefill_Beta_gradient_0.10.png'):
+        assert os.path.getsize(tmp_path / name) > 10000
+    assert not (tmp_path / 'prefill_Alpha_gradient_0.10.png').exists()
+
+
+def test_prefill_table_row_named_the_default_graph_is_the_default_presets_prefill():
+    from ros2_depth_interp.model import PRESETS
+    settings = _script('prefill_table').SETTINGS
+    (options,) = [v for k, v in settings.items() if 'session 6 default graph' in k]
+    default = PRESETS['default']
+    for key, value in options.items():
+        expected = getattr(default, 'prefill_' + key)
+        assert (tuple(value) if isinstance(value, (list, tuple)) else value) == \
+            (tuple(expected) if isinstance(expected, (list, tuple)) else expected), key
