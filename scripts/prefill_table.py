@@ -83,7 +83,7 @@ def save_gain_chart(path, table, names, protocol='gradient@0.10'):
     settings = list(table)
     reference = np.array([table[settings[0]][protocol][n]['psnr'] for n in names])
     others = settings[1:] or settings
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.45 * len(names) * len(others) + 2), 4.2))
+    fig, ax = plt.subplots(figsize=(min(16.0, 2.0 + 0.6 * len(names)), 4.6))
     width = 0.8 / len(others)
     for i, name in enumerate(others):
         gain = np.array([table[name][protocol][n]['psnr'] for n in names]) - reference
