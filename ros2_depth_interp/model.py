@@ -75,7 +75,7 @@ class NetConfig:
 PRESETS = {
     # real time on a 2-core CPU (see models/README.md for the timing that chose it)
     'default': NetConfig(dilations=(1, 2, 4), prefill_levels=1, prefill_top='domain_transform',
-                         prefill_dt_order=1, prefill_dt_sigma_s=120.0, prefill_dt_steps=6,
+                         prefill_dt_order=1, prefill_dt_sigma_s=120.0, prefill_dt_steps=6, prefill_dt_passes=2,
                          prefill_solver='cg', prefill_weights='variance', prefill_variance_scale=0.3,
                          prefill_iterations=(20, 40)),
     # the paper-sized variant

@@ -52,10 +52,14 @@ SETTINGS = {
     'first order, no clamp, then CG 20/40': dict(DT, dt_order=1, dt_clamp=1e6),
     'first order, clamp 1, then CG 20/40': dict(DT, dt_order=1),
     'first order, clamp 1, range 120, then CG 20/40': dict(DT, dt_order=1, dt_sigma_s=120.0),
-    'first order, clamp 1, range 120, reach 2^6, then CG 20/40 (session 6 default graph)': dict(FIRST_ORDER),
+    'first order, clamp 1, range 120, reach 2^6, then CG 20/40 (phase 10 trained on it)': dict(FIRST_ORDER),
     'first order, clamp 1, range 120, reach 2^5, then CG 20/40': dict(FIRST_ORDER, dt_steps=5),
     'first order, clamp 1, range 120, reach 2^6, then CG 20/30': dict(FIRST_ORDER, iterations=(20, 30)),
     'first order, clamp 1, range 120, reach 2^6, then CG 15/40': dict(FIRST_ORDER, iterations=(15, 40)),
+    'first order, clamp 1, range 120, reach 2^6, two passes, then CG 20/40 (session 6 default graph)':
+        dict(FIRST_ORDER, dt_passes=2),
+    'first order, clamp 1, range 120, reach 2^6, two passes, then CG 15/40': dict(FIRST_ORDER, dt_passes=2,
+                                                                                   iterations=(15, 40)),
 }
 PROTOCOLS = ('uniform@0.10', 'gradient@0.10')
 TWELVE = 'Baby3,Cloth4,Bowling1,Flowerpots,Midd1,Rocks1,Baby1,Cloth1,Lampshade1,Monopoly,Plastic,Wood1'

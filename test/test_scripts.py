@@ -114,7 +114,7 @@ def test_the_shipped_models_training_script_trains_what_the_shipped_model_record
     for before, after in zip(phases, phases[1:]):
         assert after[after.index('--init') + 1] == before[before.index('--out') + 1] + '/last.pt'
     shipped = torch.load(default_model_path().replace('.onnx', '.pt'), map_location='cpu', weights_only=False)
-    runs = shipped['training']['history'] + [dict(shipped['training'], config=shipped['config'])]
+    runs = shipped['training']['history'] + [shipped['training']]
     assert len(runs) == len(phases) == 12          # phases 1-10, phases 3 and 4 in two runs each
     checked = 0
     for i, (run, config) in enumerate(zip(runs, configs)):
@@ -125,8 +125,21 @@ def test_the_shipped_models_training_script_trains_what_the_shipped_model_record
         assert not differing, 'phase %d of the script: %s' % (i + 1, [(k, recorded[k], config[k]) for k in differing])
         checked += 1
     assert checked == 6
+    # the export line's pre-fill options on top of the last phase give the default preset's graph,
+    # which is what the shipped checkpoint carries
+    import argparse
+    import re
+    import shlex
+    from ros2_depth_interp.prefill_options import add_prefill_arguments, apply_prefill_arguments
+    with open(os.path.join(SCRIPTS, 'train_shipped_model.sh')) as f:
+        export_line = [line for line in f if 'ros2_depth_interp.export' in line][-1]
+    parser = argparse.ArgumentParser()
+    add_prefill_arguments(parser)
+    exported = dict(configs[-1])
+    apply_prefill_arguments(exported, parser.parse_known_args(shlex.split(re.sub(r'"[^"]*"', 'x', export_line)))[0])
     default = PRESETS['default'].to_dict()
-    assert not sorted(k for k in default if k != 'dropout' and configs[-1][k] != default[k])
+    assert not sorted(k for k in default if k != 'dropout' and exported[k] != default[k])
+    assert not sorted(k for k in default if k != 'dropout' and shipped['config'][k] != default[k])
 
 
 def test_prefill_table_writes_numbers_a_chart_and_pictures(tmp_path, capsys):
@@ -151,11 +164,9 @@ def test_prefill_table_writes_numbers_a_chart_and_pictures(tmp_path, capsys):
 
 
 def test_prefill_table_row_named_the_default_graph_is_the_default_presets_prefill():
-    from ros2_depth_interp.model import PRESETS
+    from ros2_depth_interp.model import PyramidPrefill, build_model
     settings = _script('prefill_table').SETTINGS
     (options,) = [v for k, v in settings.items() if 'session 6 default graph' in k]
-    default = PRESETS['default']
-    for key, value in options.items():
-        expected = getattr(default, 'prefill_' + key)
-        assert (tuple(value) if isinstance(value, (list, tuple)) else value) == \
-            (tuple(expected) if isinstance(expected, (list, tuple)) else expected), key
+    row, default = PyramidPrefill(**{'levels': 5, **options}), build_model('default').prefill
+    names = [k for k in vars(default) if not k.startswith('_') and k != 'training']
+    assert names and {k: getattr(row, k) for k in names} == {k: getattr(default, k) for k in names}
