@@ -7,11 +7,11 @@ convolution, and a final pixel shuffle (depth-to-space) back to full size. ELU e
 last convolution.
 
 One addition, measured in models/README.md: a parameter-free, intensity-guided pre-fill
-(``PyramidPrefill``; in the default preset an edge-aware normalized convolution at half resolution,
-then conjugate-gradient iterations on the colorization energy) fills every hole and lets depth
-follow intensity edges, and the network predicts a correction to that fill. Holes of semi-dense
-SLAM depth are often wider than any affordable receptive field; with the pre-fill the network only
-has to fix edges and shapes.
+(``PyramidPrefill``; in the default preset an edge-aware normalized convolution of first order, a
+weighted local plane per pixel, at half resolution, then conjugate-gradient iterations on the
+colorization energy) fills every hole and lets depth follow intensity edges, and the network
+predicts a correction to that fill. Holes of semi-dense SLAM depth are often wider than any
+affordable receptive field; with the pre-fill the network only has to fix edges and shapes.
 
 Input: (N, 3, H, W) as described in ``preprocess`` (H, W multiples of ``stride``).
 Output: (depth, confidence), each (N, 1, H, W): normalized depth and a confidence in [0, 1].
