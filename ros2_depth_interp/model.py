@@ -437,7 +437,9 @@ class PyramidPrefill(nn.Module):
         c = (myy - my * my).clamp_min(0.0) + ridge
         cxd = mxd - mx * md
         cyd = myd - my * md
-        det = a * c - b * b                        # >= ridge^2 > 0: C is positive semi-definite
+        # >= ridge^2 since C is positive semi-definite; the clamp only keeps rounding from ever
+        # dividing by zero or flipping the sign
+        det = (a * c - b * b).clamp_min(ridge * ridge)
         gx = (c * cxd - b * cyd) / det
         gy = (a * cyd - b * cxd) / det
         limit = (mdd - md * md).clamp_min(0.0).sqrt() * self.dt_clamp
