@@ -95,11 +95,18 @@ def semi_dense_input(frame, mode, density, seed):
 # Frames
 # ---------------------------------------------------------------------------------------------
 
-def load_middlebury_frames(data, scenes=EVAL_SCENES, size='ThirdSize'):
-    """Frames ``dict(name, intensity, gt, valid, peak, units)`` for the named Middlebury scenes."""
+def load_middlebury_frames(data, scenes=EVAL_SCENES, size='ThirdSize', views=(1,)):
+    """Frames ``dict(name, intensity, gt, valid, peak, units)`` for the named Middlebury scenes.
+
+    ``views``: which of each scene's views with ground truth to read: 1 (the left view, named like
+    the scene) and/or 5 (the right view, named ``<Scene>/view5``), frames of the same scene from
+    another viewpoint."""
     from .datasets import MIDDLEBURY_SIZE_FACTORS, list_middlebury, read_middlebury
     if size not in MIDDLEBURY_SIZE_FACTORS:
         raise ConfigError('--size %r: expected one of %s' % (size, ', '.join(MIDDLEBURY_SIZE_FACTORS)))
+    bad = [v for v in views if v not in (1, 5)]
+    if bad or not views:
+        raise ConfigError('--views %s: expected 1 and/or 5' % ','.join(str(v) for v in views))
     k = MIDDLEBURY_SIZE_FACTORS[size]
     found = {os.path.basename(d): d for d in list_middlebury(data, size)}
     missing = [s for s in scenes if s not in found]
@@ -107,10 +114,14 @@ def load_middlebury_frames(data, scenes=EVAL_SCENES, size='ThirdSize'):
         raise ConfigError('Middlebury scenes not found under %s: %s (available: %s)'
                           % (os.path.join(data, size), ', '.join(missing), ', '.join(sorted(found)) or 'none'))
     frames = []
-    for scene in scenes:
-        f = read_middlebury(found[scene], size_factor=k)
-        frames.append(dict(name=scene, intensity=f['intensity'], gt=f['disparity'], valid=f['valid'],
-                           peak=_metrics.middlebury_peak(k), units='disparity px (%s)' % size))
+    for view in views:
+        for scene in scenes:
+            if not os.path.isfile(os.path.join(found[scene], 'disp%d.png' % view)):
+                raise ConfigError('%s has no view%d.png / disp%d.png' % (found[scene], view, view))
+            f = read_middlebury(found[scene], size_factor=k, view=view)
+            frames.append(dict(name=scene if view == 1 else '%s/view%d' % (scene, view),
+                               intensity=f['intensity'], gt=f['disparity'], valid=f['valid'],
+                               peak=_metrics.middlebury_peak(k), units='disparity px (%s)' % size))
     return frames
 
 
@@ -360,6 +371,7 @@ def build_parser():
                    help='Middlebury scenes (default: %s) or TUM frame names (default: all found)'
                    % ' '.join(EVAL_SCENES))
     p.add_argument('--size', default='ThirdSize', help='Middlebury size folder')
+    p.add_argument('--views', default='1', help="Middlebury views: '1' (left), '5' (right) or '1,5'")
     p.add_argument('--protocols', nargs='+', default=None,
                    help='mode@density list (default Middlebury: %s; TUM: %s)'
                    % (' '.join(DEFAULT_PROTOCOLS), ' '.join(TUM_PROTOCOLS)))
@@ -391,7 +403,11 @@ def _configure(args):
         raise ConfigError('data folder not found: %s' % data)
     labels = [protocol_label(*parse_protocol(p)) for p in protocols]
     if args.data_kind == 'middlebury':
-        frames = load_middlebury_frames(data, args.scenes or EVAL_SCENES, args.size)
+        try:
+            views = tuple(int(v) for v in args.views.split(',') if v.strip())
+        except ValueError:
+            raise ConfigError('--views %r: expected 1 and/or 5, comma separated' % args.views) from None
+        frames = load_middlebury_frames(data, args.scenes or EVAL_SCENES, args.size, views)
     else:
         frames = load_tum_frames(data, args.scenes)
     return data, methods, list(dict.fromkeys(labels)), frames

@@ -187,6 +187,9 @@ def test_tum_kind(tmp_path):
     ['--scenes', 'NoSuchScene'],
     ['--methods', 'magic'],
     ['--model', '/no/such/model.onnx'],
+    ['--views', '7'],
+    ['--views', 'left'],
+    ['--views', '5'],              # the generated scenes have no view5 / disp5
 ])
 def test_bad_config_is_one_clear_error(data, tmp_path, capsys, argv):
     rc, text = _run(['--data', data, '--scenes', 'SceneA', '--out', str(tmp_path / 'e'), '--no-progress'] + argv,
@@ -194,6 +197,26 @@ def test_bad_config_is_one_clear_error(data, tmp_path, capsys, argv):
     assert rc == 2
     assert text.err.startswith('depth_interp eval: ') and len(text.err.strip().splitlines()) == 1
     assert not os.path.exists(tmp_path / 'e' / 'results.json')
+
+
+def test_right_views_are_further_frames_of_the_same_scenes(tmp_path):
+    # a scene whose right view (view5 / disp5) differs from its left one: both are evaluated, as
+    # separate frames, on masks of their own
+    root = tmp_path / 'middlebury'
+    _write_scene(str(root / 'ThirdSize' / 'SceneA'), seed=0)
+    folder = root / 'ThirdSize' / 'SceneA'
+    view, disp = cv2.imread(str(folder / 'view1.png')), cv2.imread(str(folder / 'disp1.png'), cv2.IMREAD_GRAYSCALE)
+    assert cv2.imwrite(str(folder / 'view5.png'), view[:, ::-1]) and cv2.imwrite(str(folder / 'disp5.png'), disp[:, ::-1] // 2)
+    out = str(tmp_path / 'e')
+    rc, _ = _run(['--data', str(root), '--scenes', 'SceneA', '--views', '1,5', '--methods', 'nearest',
+                  '--protocols', 'uniform@0.10', '--out', out, '--no-progress', '--figure-scenes'])
+    assert rc == 0
+    per_frame = _load(out)[0]['results']['uniform@0.10']
+    assert set(per_frame) == {'SceneA', 'SceneA/view5'}
+    left, right = (per_frame[n]['nearest']['all'] for n in ('SceneA', 'SceneA/view5'))
+    assert left['count'] == right['count'] and left['rmse'] != right['rmse']
+    frames = evaluate.load_middlebury_frames(str(root), ('SceneA',), views=(5,))
+    np.testing.assert_array_equal(frames[0]['gt'] * 3, (disp[:, ::-1] // 2).astype(np.float32))
 
 
 def test_protocol_parsing():
