@@ -140,3 +140,37 @@ def figure1_array(*args, dpi=90, **kwargs):
     canvas = FigureCanvasAgg(fig)
     canvas.draw()
     return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+
+
+def save_grouped_bars(path, groups, series, ylabel, title=None, legend_title=None, symlog=None,
+                      width=None, label_rotation=30, label_size=None, title_size=None, legend_size=8):
+    """Grouped vertical bars written to ``path`` (PNG): one group per name in ``groups`` (scenes),
+    one bar per entry of ``series`` (mapping label -> one value per group), a line at zero.
+
+    ``symlog``: the linear range of a symmetric-log y axis (None: linear). ``width``: figure width
+    in inches (default grows with the number of groups). Returns the path."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    x = np.arange(len(groups))
+    fig = Figure(figsize=(width or 2.0 + 0.55 * len(groups), 4.6))
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    bar = 0.8 / max(len(series), 1)
+    for i, (label, values) in enumerate(series.items()):
+        ax.bar(x + (i - (len(series) - 1) / 2) * bar, values, bar, label=label)
+    ax.axhline(0.0, color='black', linewidth=0.8)
+    if symlog:
+        ax.set_yscale('symlog', linthresh=symlog)
+    ax.set_xticks(x)
+    ax.set_xticklabels(groups, rotation=label_rotation, ha='right', fontsize=label_size)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title, fontsize=title_size)
+    ax.legend(title=legend_title, fontsize=legend_size, loc='best')
+    fig.tight_layout()
+    folder = os.path.dirname(os.fspath(path))
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    return path

@@ -56,26 +56,13 @@ def gains(frame, mode, density, seed, model, prefill):
 
 
 def save_picture(path, rows, title):
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
+    from ros2_depth_interp.figures import save_grouped_bars
     names = list(rows)
     bands = list(next(iter(rows.values()))['bands'])
-    fig, ax = plt.subplots(figsize=(2.0 + 0.55 * len(names), 4.5))
-    width = 0.8 / len(bands)
-    for i, band in enumerate(bands):
-        ax.bar(np.arange(len(names)) + (i - (len(bands) - 1) / 2) * width, [rows[n]['bands'][band] for n in names],
-               width, label=band)
-    ax.axhline(0, color='k', lw=0.8)
-    ax.set_yscale('symlog', linthresh=10)   # one training scene gains 100x more than the rest
-    ax.set_xticks(np.arange(len(names)))
-    ax.set_xticklabels(names, rotation=30, ha='right')
-    ax.set_ylabel('squared-error reduction by the network\n(1e-6 peak^2 per pixel; > 0: it helps)')
-    ax.set_title(title)
-    ax.legend(title='distance to nearest sample', fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    # symlog: one training scene gains 100x more than the rest
+    return save_grouped_bars(path, names, {band: [rows[n]['bands'][band] for n in names] for band in bands},
+                             'squared-error reduction by the network\n(1e-6 peak^2 per pixel; > 0: it helps)',
+                             title=title, legend_title='distance to nearest sample', symlog=10)
 
 
 def main(argv=None):

@@ -9,11 +9,11 @@ chosen (on 2006 scenes, see models/README.md). With --out, also <out>.png: per s
 setting's PSNR on gradient masks minus the first setting's; with --figure-scenes, one picture per
 named scene (gradient masks) with every setting's fill beside the ground truth.
 """
-import textwrap
 import argparse
 import json
 import os
 import sys
+import textwrap
 
 import numpy as np
 import torch
@@ -81,28 +81,17 @@ def prefill_method(prefill):
 
 def save_gain_chart(path, table, names, protocol='gradient@0.10'):
     """Bars per scene: each setting's PSNR minus the first setting's (dB), for ``protocol``."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
+    from ros2_depth_interp.figures import save_grouped_bars
     settings = list(table)
     reference = np.array([table[settings[0]][protocol][n]['psnr'] for n in names])
-    others = settings[1:] or settings
-    fig, ax = plt.subplots(figsize=(min(16.0, 2.0 + 0.6 * len(names)), 4.6))
-    width = 0.8 / len(others)
-    for i, name in enumerate(others):
+    series = {}
+    for name in settings[1:] or settings:
         gain = np.array([table[name][protocol][n]['psnr'] for n in names]) - reference
-        ax.bar(np.arange(len(names)) + (i - (len(others) - 1) / 2) * width, gain, width,
-               label='%s (mean %+.2f dB)' % (textwrap.shorten(name, 70), gain.mean()))
-    ax.axhline(0.0, color='black', linewidth=0.8)
-    ax.set_xticks(np.arange(len(names)))
-    ax.set_xticklabels(names, rotation=60, ha='right', fontsize=8)
-    ax.set_ylabel('PSNR change (dB), %s' % protocol)
-    ax.set_title('against: %s' % textwrap.shorten(settings[0], 90), fontsize=9)
-    ax.legend(fontsize=7, loc='best')
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+        series['%s (mean %+.2f dB)' % (textwrap.shorten(name, 70), gain.mean())] = gain
+    return save_grouped_bars(path, names, series, 'PSNR change (dB), %s' % protocol,
+                             title='against: %s' % textwrap.shorten(settings[0], 90), title_size=9,
+                             width=min(16.0, 2.0 + 0.6 * len(names)), label_rotation=60, label_size=8,
+                             legend_size=7)
 
 
 def save_scene_figures(folder, frames, methods, scenes, protocol='gradient@0.10', seed=0):

@@ -9,7 +9,7 @@ import pytest
 
 from ros2_depth_interp import evaluate
 from ros2_depth_interp.baselines import BASELINES
-from ros2_depth_interp.figures import colorize, colour_range, figure1_array
+from ros2_depth_interp.figures import colorize, colour_range, figure1_array, save_grouped_bars
 
 SCENES = ('SceneA', 'SceneB')
 H, W = 45, 60
@@ -240,3 +240,11 @@ def test_figure_helpers():
     mask[::4, ::4] = True
     img = figure1_array(np.zeros((20, 30), np.uint8), np.where(mask, values, 0), mask, {'x': values}, values, valid)
     assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3
+
+
+def test_grouped_bars_picture(tmp_path):
+    path = str(tmp_path / 'sub' / 'bars.png')
+    series = {'gain': [1.0, -2.0, 300.0], 'loss': [-0.5, 0.0, 4.0]}
+    assert save_grouped_bars(path, ['A', 'B', 'C'], series, 'dB', title='t', symlog=10) == path
+    picture = cv2.imread(path)
+    assert picture is not None and picture.shape[0] > 100 and picture.std() > 0
