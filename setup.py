@@ -29,8 +29,8 @@ setup(
     license='Apache-2.0',
     entry_points={
         'console_scripts': [
-            'depth_interp_node = ros2_depth_interp.node:main',
-            'depth_interp = ros2_depth_interp.cli:main',
+            'depth_interp_node = ros2_depth_interp.ros.node:main',
+            'depth_interp = ros2_depth_interp.tools.cli:main',
         ],
     },
 )

@@ -7,6 +7,6 @@ __all__ = ['DepthInterpolator', '__version__']
 def __getattr__(name):
     # Lazy, so that importing a small core module never pulls in ONNX Runtime.
     if name == 'DepthInterpolator':
-        from .inference import DepthInterpolator
+        from .core.inference import DepthInterpolator
         return DepthInterpolator
     raise AttributeError(name)

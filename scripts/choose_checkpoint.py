@@ -20,10 +20,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))   # prefill_table, also when imported
 
 from prefill_table import prefill_method  # noqa: E402  (this folder)
-from ros2_depth_interp.evaluate import evaluate, load_middlebury_frames, summarize  # noqa: E402
-from ros2_depth_interp.inference import DepthInterpolator  # noqa: E402
-from ros2_depth_interp.resources import shared_data_dir  # noqa: E402
-from ros2_depth_interp.train import VAL_SCENES  # noqa: E402
+from ros2_depth_interp.evaluation.evaluate import evaluate, load_middlebury_frames, summarize  # noqa: E402
+from ros2_depth_interp.core.inference import DepthInterpolator  # noqa: E402
+from ros2_depth_interp.learning.torch_backend import TorchBackend  # noqa: E402
+from ros2_depth_interp.core.resources import shared_data_dir  # noqa: E402
+from ros2_depth_interp.learning.train import VAL_SCENES  # noqa: E402
 
 PROTOCOLS = ('uniform@0.10', 'gradient@0.10', 'lsd@0.10')
 
@@ -46,7 +47,7 @@ def main(argv=None):
                                     else held_out_scenes(args.checkpoints[0]))
     methods = {}
     for path in args.checkpoints:
-        interp = DepthInterpolator(model_path=path, backend='torch', device='cpu', warmup=False)
+        interp = DepthInterpolator(model_path=path, backend=TorchBackend(path, 'cpu'), warmup=False)
         if args.prefill and not methods:
             methods['pre-fill (%s)' % os.path.basename(path)] = prefill_method(interp._backend.model.prefill)
         methods[path] = interp.interpolate

@@ -20,9 +20,9 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from ros2_depth_interp.bench_device import _percentiles, _scene, machine_info  # noqa: E402
-from ros2_depth_interp.inference import DepthInterpolator  # noqa: E402
-from ros2_depth_interp.train import parse_size  # noqa: E402
+from ros2_depth_interp.tools.bench_device import _percentiles, _scene, machine_info  # noqa: E402
+from ros2_depth_interp.core.inference import DepthInterpolator  # noqa: E402
+from ros2_depth_interp.learning.train import parse_size  # noqa: E402
 
 WARMUP_ROUNDS = 3
 

@@ -23,17 +23,17 @@ declare -A runs=(
   [paper_l1_grad]="--preset paper --w-l1 1 --w-grad 0.5"
 )
 for name in "${!runs[@]}"; do
-  python3 -m ros2_depth_interp.train --out "$out/runs/$name" $common ${runs[$name]} > "$out/runs/$name.log" 2>&1 &
+  python3 -m ros2_depth_interp.learning.train --out "$out/runs/$name" $common ${runs[$name]} > "$out/runs/$name.log" 2>&1 &
 done
 wait
 for name in "${!runs[@]}"; do
   tail -3 "$out/runs/$name.log"
-  python3 -m ros2_depth_interp.export "$out/runs/$name/last.pt" --out "$out/runs/$name/depth_interp.onnx" --fp16 \
+  python3 -m ros2_depth_interp.learning.export "$out/runs/$name/last.pt" --out "$out/runs/$name/depth_interp.onnx" --fp16 \
     > "$out/runs/$name/export.log" 2>&1 || tail -5 "$out/runs/$name/export.log"
 done
-python3 -m ros2_depth_interp.bench_device --model "$out/runs/l1_grad/depth_interp.onnx" --out "$out/bench_device_gpu.json" \
+python3 -m ros2_depth_interp.tools.bench_device --model "$out/runs/l1_grad/depth_interp.onnx" --out "$out/bench_device_gpu.json" \
   --repeats 100 --warmup 20 2>&1 | grep -v Warning
-python3 -m ros2_depth_interp.bench_device --model "$out/runs/paper_l1_grad/depth_interp.onnx" --backends torch \
+python3 -m ros2_depth_interp.tools.bench_device --model "$out/runs/paper_l1_grad/depth_interp.onnx" --backends torch \
   --out "$out/bench_device_gpu_paper.json" --repeats 100 --warmup 20 2>&1 | grep -v Warning
 (cd "$out" && tar cf runs.tar runs && rm -rf runs)
 ls -la "$out"

@@ -17,16 +17,16 @@ cores=$(nproc); workers=$(( (cores - 2) / 2 )); [ "$workers" -lt 1 ] && workers=
 common="--init $init --preset default --dropout 0 --device $device --batch 32 --crop 256x320 --workers $workers
   --steps 1000000 --time-limit $minutes --lr 3e-4 --lr-after 3e-5 --lr-drop-fraction 0.7 --middlebury $mb
   --synthetic-fraction 0.2 --w-l1 1 --w-grad 0.5 --val-every 500 --ckpt-every 250 --keep-every $keep --pictures latest"
-python3 -m ros2_depth_interp.train --out "$work/A_5blocks" $common > "$work/A_5blocks.log" 2>&1 &
-python3 -m ros2_depth_interp.train --out "$work/B_4blocks" $common --dilations 1,2,4,8 > "$work/B_4blocks.log" 2>&1 &
+python3 -m ros2_depth_interp.learning.train --out "$work/A_5blocks" $common > "$work/A_5blocks.log" 2>&1 &
+python3 -m ros2_depth_interp.learning.train --out "$work/B_4blocks" $common --dilations 1,2,4,8 > "$work/B_4blocks.log" 2>&1 &
 wait
 for run in A_5blocks B_4blocks; do
   tr '\r' '\n' < "$work/$run.log" | grep -v -E "it/s\]$|s/it\]$" | tail -4
 done
-python3 -m ros2_depth_interp.export "$work/A_5blocks/last.pt" --out "$work/A_5blocks/depth_interp.onnx" \
+python3 -m ros2_depth_interp.learning.export "$work/A_5blocks/last.pt" --out "$work/A_5blocks/depth_interp.onnx" \
   > "$work/A_5blocks/export.log" 2>&1 || tail -5 "$work/A_5blocks/export.log"
 if [ "$device" = cuda ]; then
-  python3 -m ros2_depth_interp.bench_device --model "$work/A_5blocks/depth_interp.onnx" --backends torch \
+  python3 -m ros2_depth_interp.tools.bench_device --model "$work/A_5blocks/depth_interp.onnx" --backends torch \
     --out "$work/bench_device_gpu.json" --repeats 100 --warmup 20 2>&1 | grep -v Warning | tail -15
 fi
 rm -f "$work"/*/depth_interp.onnx

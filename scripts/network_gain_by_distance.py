@@ -23,12 +23,12 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))   # prefill_table, also when imported
 
 from prefill_table import prefill_method  # noqa: E402  (this folder)
-from ros2_depth_interp.evaluate import (load_middlebury_frames, load_tum_frames, parse_protocol,  # noqa: E402
+from ros2_depth_interp.evaluation.evaluate import (load_middlebury_frames, load_tum_frames, parse_protocol,  # noqa: E402
                                         semi_dense_input)
-from ros2_depth_interp.inference import DepthInterpolator  # noqa: E402
-from ros2_depth_interp.model import build_model  # noqa: E402
-from ros2_depth_interp.resources import shared_data_dir  # noqa: E402
-from ros2_depth_interp.train import VAL_SCENES  # noqa: E402
+from ros2_depth_interp.core.inference import DepthInterpolator  # noqa: E402
+from ros2_depth_interp.learning.model import build_model  # noqa: E402
+from ros2_depth_interp.core.resources import shared_data_dir  # noqa: E402
+from ros2_depth_interp.learning.train import VAL_SCENES  # noqa: E402
 
 # distance 0: the known pixels themselves; the bands cover every valid pixel once
 BANDS = ((0.0, 0.5), (0.5, 3.0), (3.0, 10.0), (10.0, 30.0), (30.0, float('inf')))
@@ -56,7 +56,7 @@ def gains(frame, mode, density, seed, model, prefill):
 
 
 def save_picture(path, rows, title):
-    from ros2_depth_interp.figures import save_grouped_bars
+    from ros2_depth_interp.evaluation.figures import save_grouped_bars
     names = list(rows)
     bands = list(next(iter(rows.values()))['bands'])
     # symlog: one training scene gains 100x more than the rest

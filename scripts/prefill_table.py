@@ -20,10 +20,10 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from ros2_depth_interp.evaluate import evaluate, load_middlebury_frames  # noqa: E402
-from ros2_depth_interp.model import PyramidPrefill  # noqa: E402
-from ros2_depth_interp.preprocess import finish, prepare  # noqa: E402
-from ros2_depth_interp.resources import shared_data_dir  # noqa: E402
+from ros2_depth_interp.evaluation.evaluate import evaluate, load_middlebury_frames  # noqa: E402
+from ros2_depth_interp.learning.model import PyramidPrefill  # noqa: E402
+from ros2_depth_interp.core.preprocess import finish, prepare  # noqa: E402
+from ros2_depth_interp.core.resources import shared_data_dir  # noqa: E402
 
 HEAVY_BALL = dict(solver='heavy_ball', weights='global', momentum=0.95)
 CG = dict(solver='cg', weights='variance', variance_scale=0.3)
@@ -81,7 +81,7 @@ def prefill_method(prefill):
 
 def save_gain_chart(path, table, names, protocol='gradient@0.10'):
     """Bars per scene: each setting's PSNR minus the first setting's (dB), for ``protocol``."""
-    from ros2_depth_interp.figures import save_grouped_bars
+    from ros2_depth_interp.evaluation.figures import save_grouped_bars
     settings = list(table)
     reference = np.array([table[settings[0]][protocol][n]['psnr'] for n in names])
     series = {}
@@ -96,9 +96,9 @@ def save_gain_chart(path, table, names, protocol='gradient@0.10'):
 
 def save_scene_figures(folder, frames, methods, scenes, protocol='gradient@0.10', seed=0):
     """One Figure-1 style picture per scene in ``scenes``: every setting's fill, with its PSNR."""
-    from ros2_depth_interp.evaluate import semi_dense_input
-    from ros2_depth_interp.figures import save_figure1
-    from ros2_depth_interp.metrics import compute_metrics
+    from ros2_depth_interp.evaluation.evaluate import semi_dense_input
+    from ros2_depth_interp.evaluation.figures import save_figure1
+    from ros2_depth_interp.evaluation.metrics import compute_metrics
     mode, density = protocol.split('@')
     paths = []
     for frame in frames:

@@ -13,7 +13,7 @@ workers=${WORKERS:-3}
 py=${PYTHON:-.venv/bin/python}
 # every phase starts from the 'base' preset (the config's fixed defaults) and names what it changes,
 # so later changes of the 'default' preset do not change what an earlier phase trains
-train() { "$py" -m ros2_depth_interp.train --middlebury "$mb" --device "$device" --preset base "$@"; }
+train() { "$py" -m ros2_depth_interp.learning.train --middlebury "$mb" --device "$device" --preset base "$@"; }
 # phases 1-5 ran on the earlier pre-fill: Jacobi/heavy-ball sweeps with one global sigma
 sweeps=(--prefill-solver heavy_ball --prefill-weights global)
 
@@ -79,4 +79,4 @@ train --out "$out/p10" "${cg[@]}" --prefill-levels 1 --prefill-top domain_transf
 # export: the default graph (ONNX, and the .pt beside it for the torch backend); the transform runs
 # two passes instead of the three phase 10 trained with (session 6: the 640x480 CPU target; same
 # validation mean, see the model card)
-"$py" -m ros2_depth_interp.export "$out/p10/last.pt" --out "$out/depth_interp.onnx" --prefill-dt-passes 2
+"$py" -m ros2_depth_interp.learning.export "$out/p10/last.pt" --out "$out/depth_interp.onnx" --prefill-dt-passes 2

@@ -7,7 +7,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from ros2_depth_interp.ros_env import isolate_this_process  # noqa: E402
+from ros2_depth_interp.ros.ros_env import isolate_this_process  # noqa: E402
 
 isolate_this_process()
 
@@ -17,5 +17,5 @@ import pytest  # noqa: E402
 @pytest.fixture(scope='session')
 def tiny_model_path(tmp_path_factory):
     """A small untrained model exported with the project's own export code (never the shipped one)."""
-    from ros2_depth_interp.export import export_tiny_model
+    from ros2_depth_interp.learning.export import export_tiny_model
     return export_tiny_model(str(tmp_path_factory.mktemp('model') / 'tiny.onnx'))

@@ -1,7 +1,7 @@
 """Shared helpers for the node tests: start the node in its own process, talk to it over real DDS.
 
 ``NodeProcess`` runs the installed ``depth_interp_node`` (falling back to ``python -m
-ros2_depth_interp.node``) with the test process' environment, which test/conftest.py has already
+ros2_depth_interp.ros.node``) with the test process' environment, which test/conftest.py has already
 isolated (own ROS_DOMAIN_ID, loopback discovery, temporary ROS_LOG_DIR, large-SHM Fast DDS profile).
 
 ``Bench`` is the test side: an rclpy node in its own context with publishers for the node's inputs
@@ -24,8 +24,8 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSProfile, ReliabilityPolicy, HistoryPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
-from ros2_depth_interp import encodings
-from ros2_depth_interp.ros_msgs import make_image
+from ros2_depth_interp.core import encodings
+from ros2_depth_interp.ros.ros_msgs import make_image
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Every name this test process uses lives under its own namespace: domain ids are claimed per process
@@ -40,12 +40,12 @@ def node_command():
     script = os.path.join(os.path.dirname(sys.executable), 'depth_interp_node')
     if os.path.isfile(script):
         return [script]
-    return [sys.executable, '-m', 'ros2_depth_interp.node']
+    return [sys.executable, '-m', 'ros2_depth_interp.ros.node']
 
 
 def tiny_model(folder):
     """A small untrained model exported with the project's export code (tests only)."""
-    from ros2_depth_interp.export import export_tiny_model
+    from ros2_depth_interp.learning.export import export_tiny_model
     path = os.path.join(str(folder), 'tiny.onnx')
     if not os.path.isfile(path):
         export_tiny_model(path)

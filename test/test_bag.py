@@ -17,9 +17,11 @@ from rosbags.rosbag1 import Writer as Writer1
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
-from ros2_depth_interp import bag, params
-from ros2_depth_interp.bag import BagConfigError, BagJob, BagReadError, process_bag
-from ros2_depth_interp.inference import DepthInterpolator
+from ros2_depth_interp.tools import bag
+
+from ros2_depth_interp.core import params
+from ros2_depth_interp.tools.bag import BagConfigError, BagJob, BagReadError, process_bag
+from ros2_depth_interp.core.inference import DepthInterpolator
 
 H, W = 48, 64
 FX, FY, CX, CY = 50.0, 55.0, 31.5, 23.5
@@ -144,7 +146,7 @@ def raw_messages(path):
 
 
 def image_array(msg):
-    from ros2_depth_interp import encodings
+    from ros2_depth_interp.core import encodings
     return np.array(encodings.msg_to_array(msg))
 
 
@@ -473,7 +475,7 @@ def test_command_line_with_a_params_file(tmp_path, tiny_model_path, capsys):
     assert all(cloud_array(m).shape == (H // 2, W // 2, 4) for _, m in out[NS + '/points'])
 
     # through the depth_interp dispatcher too, with a configuration error: exit code 2
-    from ros2_depth_interp import cli
+    from ros2_depth_interp.tools import cli
     rc = cli.main(['bag', src, str(tmp_path / 'out2'), '--depth-topic', '/nope', '--image-topic', IMAGE_T,
                    '--mask-topic', MASK_T, '--model', tiny_model_path, '--no-progress'])
     captured = capsys.readouterr()

@@ -3,8 +3,8 @@ import cv2
 import numpy as np
 import pytest
 
-from ros2_depth_interp import baselines
-from ros2_depth_interp.baselines import BASELINES, colorization, colorization_affinity, inpaint, linear, nearest
+from ros2_depth_interp.evaluation import baselines
+from ros2_depth_interp.evaluation.baselines import BASELINES, colorization, colorization_affinity, inpaint, linear, nearest
 
 H, W = 36, 48
 

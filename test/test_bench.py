@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from ros2_depth_interp import bench
+from ros2_depth_interp.tools import bench
 
 
 def test_config_matrix():

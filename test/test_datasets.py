@@ -6,9 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
-from ros2_depth_interp import datasets as ds
-from ros2_depth_interp.masks import MASK_MODES
-from ros2_depth_interp.resources import shared_data_dir
+from ros2_depth_interp.learning import datasets as ds
+from ros2_depth_interp.learning.masks import MASK_MODES
+from ros2_depth_interp.core.resources import shared_data_dir
 
 
 def _write_rgb(path, rgb):

@@ -8,8 +8,8 @@ import json
 import matplotlib.image
 import numpy as np
 
-from ros2_depth_interp import demo
-from ros2_depth_interp.geometry import read_ply
+from ros2_depth_interp.tools import demo
+from ros2_depth_interp.core.geometry import read_ply
 
 
 def test_demo_writes_figure_cloud_and_metrics(tmp_path, tiny_model_path, capsys):

@@ -5,7 +5,7 @@ import sys
 import numpy as np
 import pytest
 
-from ros2_depth_interp.encodings import (
+from ros2_depth_interp.core.encodings import (
     EncodingError, array_to_image_fields, depth_to_metres, image_to_array, intensity_to_mono8,
     mask_to_bool, msg_to_array, pixel_format)
 

@@ -7,9 +7,9 @@ import cv2
 import numpy as np
 import pytest
 
-from ros2_depth_interp import evaluate
-from ros2_depth_interp.baselines import BASELINES
-from ros2_depth_interp.figures import colorize, colour_range, figure1_array, save_grouped_bars
+from ros2_depth_interp.evaluation import evaluate
+from ros2_depth_interp.evaluation.baselines import BASELINES
+from ros2_depth_interp.evaluation.figures import colorize, colour_range, figure1_array, save_grouped_bars
 
 SCENES = ('SceneA', 'SceneB')
 H, W = 45, 60
@@ -144,9 +144,9 @@ def test_a_failing_method_is_reported_not_fatal(data):
 
 
 def test_with_an_onnx_model(data, tmp_path):
-    export = pytest.importorskip('ros2_depth_interp.export')
+    export = pytest.importorskip('ros2_depth_interp.learning.export')
     if not hasattr(export, 'export_tiny_model'):
-        pytest.skip('ros2_depth_interp.export.export_tiny_model does not exist yet')
+        pytest.skip('ros2_depth_interp.learning.export.export_tiny_model does not exist yet')
     model = export.export_tiny_model(str(tmp_path / 'tiny.onnx'))
     out = str(tmp_path / 'eval')
     rc, _ = _run(['--data', data, '--scenes', *SCENES, '--protocols', 'gradient@0.10', '--model', model,

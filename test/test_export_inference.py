@@ -7,9 +7,10 @@ import onnx
 import pytest
 import torch
 
-from ros2_depth_interp.export import FORMAT_TAG, check_parity, export_onnx, main as export_main, save_torch_weights
-from ros2_depth_interp.inference import DepthInterpolator, InputError, ModelLoadError
-from ros2_depth_interp.model import build_model
+from ros2_depth_interp.learning.export import FORMAT_TAG, check_parity, export_onnx, main as export_main, save_torch_weights
+from ros2_depth_interp.core.inference import DepthInterpolator, InputError, ModelLoadError
+from ros2_depth_interp.learning.model import build_model
+from ros2_depth_interp.learning.torch_backend import TorchBackend
 
 
 def _frame(h=70, w=90, seed=0, scale=1.0):
@@ -109,7 +110,7 @@ def test_values_outside_the_mask_are_ignored(tiny_model_path):
 def test_torch_backend_matches_onnx(tiny_model_path):
     depth, mask, intensity = _frame(h=101, w=77)
     a = DepthInterpolator(tiny_model_path).run(depth, mask, intensity)
-    b = DepthInterpolator(tiny_model_path, backend='torch', device='cpu').run(depth, mask, intensity)
+    b = DepthInterpolator(tiny_model_path, backend=TorchBackend(tiny_model_path, 'cpu')).run(depth, mask, intensity)
     np.testing.assert_allclose(a.depth, b.depth, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(a.confidence, b.confidence, atol=1e-4)
 
@@ -138,7 +139,7 @@ def test_bad_inputs_raise_input_error(tiny_model_path):
 
 
 def test_shipped_model_returns_finite_depth_in_the_input_units():
-    from ros2_depth_interp.resources import default_model_path
+    from ros2_depth_interp.core.resources import default_model_path
     interp = DepthInterpolator()            # the trained model in models/
     assert interp.model_path == default_model_path() and os.path.isfile(interp.model_path)
     training = json.loads(interp.metadata['training'])

@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from ros2_depth_interp.geometry import (
+from ros2_depth_interp.core.geometry import (
     FLOAT32, POINT_FIELDS, POINT_STEP, CameraIntrinsics, CloudBuilder, cloud_to_ply, read_ply)
 
 K = CameraIntrinsics(fx=500.0, fy=480.0, cx=319.5, cy=239.5)

@@ -18,7 +18,7 @@ import pytest
 import rclpy
 import yaml
 
-from ros2_depth_interp import params
+from ros2_depth_interp.core import params
 
 from node_helpers import REPO, tiny_model
 
@@ -223,7 +223,7 @@ def model(tmp_path_factory):
 ])
 def test_configs_load_into_the_real_node(model, config, namespace, expected):
     """rcl's YAML parser + the node's own declarations: wildcards, overrides and types agree."""
-    from ros2_depth_interp.node import DepthInterpNode
+    from ros2_depth_interp.ros.node import DepthInterpNode
     context = rclpy.Context()
     rclpy.init(context=context, args=['--ros-args', '--params-file', os.path.join(REPO, 'config', config),
                                       '-p', 'model_path:=' + model, '-p', 'providers:=[CPUExecutionProvider]',

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from ros2_depth_interp.losses import (CombinedLoss, PerceptualLoss, VGGWeightsMissing, gradient_loss,
+from ros2_depth_interp.learning.losses import (CombinedLoss, PerceptualLoss, VGGWeightsMissing, gradient_loss,
                                       load_vgg16_features, masked_l1, masked_mse, total_variation)
 
 

@@ -14,10 +14,10 @@ from rosbags.highlevel import AnyReader
 from rosbags.rosbag1 import Writer as Writer1
 from rosbags.rosbag2 import StoragePlugin, Writer
 
-from ros2_depth_interp import lsd_slam, params
-from ros2_depth_interp.bag import BagJob, process_bag
-from ros2_depth_interp.inference import DepthInterpolator
-from ros2_depth_interp.lsd_slam import (KEYFRAME_MSGTYPE, Keyframe, KeyframeError, KeyframeFilter,
+from ros2_depth_interp.core import lsd_slam, params
+from ros2_depth_interp.tools.bag import BagJob, process_bag
+from ros2_depth_interp.core.inference import DepthInterpolator
+from ros2_depth_interp.core.lsd_slam import (KEYFRAME_MSGTYPE, Keyframe, KeyframeError, KeyframeFilter,
                                         Sim3, decode_keyframe, encode_keyframe, keyframe_fields,
                                         valid_mask)
 

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from ros2_depth_interp import masks
-from ros2_depth_interp.synthetic import render_scene
+from ros2_depth_interp.learning import masks
+from ros2_depth_interp.learning.synthetic import render_scene
 
 
 @pytest.fixture(scope='module')

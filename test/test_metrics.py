@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from ros2_depth_interp.metrics import METRIC_NAMES, compute_metrics, mean_metrics, middlebury_peak, psnr_from_mse
+from ros2_depth_interp.evaluation.metrics import METRIC_NAMES, compute_metrics, mean_metrics, middlebury_peak, psnr_from_mse
 
 # e = pred - gt = [0, 1, 1, -4]
 PRED = np.array([[1.0, 2.0], [3.0, 4.0]], np.float32)

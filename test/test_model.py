@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from ros2_depth_interp.model import PRESETS, DepthInterpNet, NetConfig, PyramidPrefill, ResidualBlock, build_model
-from ros2_depth_interp.preprocess import InputError, finish, padded_size, prepare
+from ros2_depth_interp.learning.model import PRESETS, DepthInterpNet, NetConfig, PyramidPrefill, ResidualBlock, build_model
+from ros2_depth_interp.core.preprocess import InputError, finish, padded_size, prepare
 
 
 @pytest.mark.parametrize('preset', ['tiny', 'default'])
@@ -192,7 +192,7 @@ def _sequential_two_sided_sum(x, link, axis):
 
 @pytest.mark.parametrize('dim', [2, 3])
 def test_recursive_filter_scan_equals_the_sequential_recurrence(dim):
-    from ros2_depth_interp.model import _link_products, _recursive_filter
+    from ros2_depth_interp.learning.model import _link_products, _recursive_filter
     rng = np.random.default_rng(5)
     x = rng.random((1, 2, 13, 21)).astype(np.float64)
     link = rng.uniform(0.5, 1.0, (1, 1, 13, 21))

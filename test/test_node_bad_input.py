@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from sensor_msgs.msg import Image
 
-from ros2_depth_interp.ros_msgs import cloud_msg_to_array, make_image
+from ros2_depth_interp.ros.ros_msgs import cloud_msg_to_array, make_image
 
 from node_helpers import (RUN_NS, Bench, NodeProcess, counter, decode, k_matrix, plane_frame, run_node_to_exit,
                           tiny_model)

@@ -21,7 +21,7 @@ from rcl_interfaces.msg import Parameter as ParameterMsg, ParameterType, Paramet
 from rcl_interfaces.srv import SetParameters
 from sensor_msgs.msg import PointField
 
-from ros2_depth_interp.ros_msgs import cloud_msg_to_array
+from ros2_depth_interp.ros.ros_msgs import cloud_msg_to_array
 
 from node_helpers import (REPO, RUN_NS, Bench, NodeProcess, counter, decode, k_matrix, plane_frame,
                           tiny_model, wait_until)
@@ -135,7 +135,7 @@ def check_cloud_geometry(msg, dense, stride, fx, fy, cx, cy, stamp, frame_id, in
 
 def test_image_and_cloud_messages_round_trip_and_reuse_buffers():
     from std_msgs.msg import Header
-    from ros2_depth_interp.ros_msgs import MessageCache, make_cloud
+    from ros2_depth_interp.ros.ros_msgs import MessageCache, make_cloud
     header = Header(frame_id='cam')
     header.stamp.sec, header.stamp.nanosec = 12, 345
     cache = MessageCache()
@@ -165,7 +165,7 @@ def test_image_and_cloud_messages_round_trip_and_reuse_buffers():
 
 def test_stats_rates_latency_and_drop_keys():
     from collections import Counter
-    from ros2_depth_interp.stats import LatencyWindow, NodeStats, RateMeter
+    from ros2_depth_interp.core.stats import LatencyWindow, NodeStats, RateMeter
     now = [0.0]
     meter = RateMeter(window_s=5.0, clock=lambda: now[0])
     for i in range(11):
@@ -429,7 +429,7 @@ TORCH_TOPICS = {key: (value.replace(ROBOT_NS, TORCH_NS) if value else None) for 
 
 def test_torch_backend_node_matches_the_onnx_backend(model):
     """backend:=torch runs the same network (the .pt beside the ONNX file) with the same processing."""
-    from ros2_depth_interp.inference import DepthInterpolator
+    from ros2_depth_interp.core.inference import DepthInterpolator
     node = NodeProcess([
         '--params-file', os.path.join(REPO, 'config', 'robot.yaml'),
         '-r', '__ns:=' + TORCH_NS,

@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from ros2_depth_interp import params
+from ros2_depth_interp.core import params
 
 REQUIRED = {
     'model_path', 'providers', 'backend', 'use_mask', 'input_inverse_depth', 'depth_scale', 'sync_slop',
@@ -123,4 +123,4 @@ def test_docs_parameter_table_is_the_generated_one(doc):
         text = f.read()
     start = text.index('\n', text.index('<!-- params:begin')) + 1
     end = text.index('<!-- params:end -->')
-    assert text[start:end] == params.markdown_table(), 'regenerate with python -m ros2_depth_interp.params'
+    assert text[start:end] == params.markdown_table(), 'regenerate with python -m ros2_depth_interp.core.params'

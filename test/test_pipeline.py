@@ -9,10 +9,10 @@ import math
 import numpy as np
 import pytest
 
-from ros2_depth_interp import pipeline
-from ros2_depth_interp.geometry import CameraIntrinsics
-from ros2_depth_interp.inference import DepthInterpolator
-from ros2_depth_interp.pipeline import FrameError, FrameProcessor, PipelineConfig
+from ros2_depth_interp.core import pipeline
+from ros2_depth_interp.core.geometry import CameraIntrinsics
+from ros2_depth_interp.core.inference import DepthInterpolator
+from ros2_depth_interp.core.pipeline import FrameError, FrameProcessor, PipelineConfig
 
 from node_helpers import plane_frame, tiny_model
 
@@ -247,7 +247,7 @@ def test_intrinsics_scaled_to_the_depth_size():
 
 
 def test_config_from_params_takes_the_pipeline_subset():
-    from ros2_depth_interp import params
+    from ros2_depth_interp.core import params
     values = params.defaults()
     values.update(cloud_stride=4, input_inverse_depth=True, min_confidence=0.3)
     config = PipelineConfig.from_params(values)

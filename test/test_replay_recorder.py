@@ -13,11 +13,13 @@ import cv2
 import numpy as np
 import pytest
 
-from ros2_depth_interp import encodings, replay
-from ros2_depth_interp.bench import _Process, diagnostics_name, node_command, run_namespace
-from ros2_depth_interp.geometry import read_ply
-from ros2_depth_interp.recorder import latency_summary, node_drained
-from ros2_depth_interp.ros_env import isolated_dds_env
+from ros2_depth_interp.core import encodings
+
+from ros2_depth_interp.tools import replay
+from ros2_depth_interp.tools.bench import _Process, diagnostics_name, node_command, run_namespace
+from ros2_depth_interp.core.geometry import read_ply
+from ros2_depth_interp.tools.recorder import latency_summary, node_drained
+from ros2_depth_interp.ros.ros_env import isolated_dds_env
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -103,7 +105,7 @@ def test_latency_summary():
 
 def test_replay_without_a_node_gives_up_with_a_clear_message(tmp_path):
     env = isolated_dds_env(log_dir=str(tmp_path / 'log'))
-    result = subprocess.run([sys.executable, '-m', 'ros2_depth_interp.replay', '--size', '32x24',
+    result = subprocess.run([sys.executable, '-m', 'ros2_depth_interp.tools.replay', '--size', '32x24',
                              '--sequence-frames', '1', '--frames', '1', '--wait-timeout', '1'],
                             env=env, capture_output=True, text=True, timeout=120, cwd=REPO)
     assert result.returncode == replay.EXIT_NO_SUBSCRIBER
@@ -136,7 +138,7 @@ def test_replay_node_recorder_end_to_end(tmp_path, tiny_model_path):
                     env, str(tmp_path / 'node.log'), cwd=REPO)
     recorder = player = None
     try:
-        recorder = _Process([sys.executable, '-m', 'ros2_depth_interp.recorder', '--reliable',
+        recorder = _Process([sys.executable, '-m', 'ros2_depth_interp.tools.recorder', '--reliable',
                              '--namespace', namespace, '--node-name', diagnostics_name(namespace),
                              '--ready-file', str(ready), '--stop-file', str(tmp_path / 'done'),
                              '--timeout', '300',
@@ -145,7 +147,7 @@ def test_replay_node_recorder_end_to_end(tmp_path, tiny_model_path):
                             env, str(tmp_path / 'recorder.log'), cwd=REPO)
         _wait_for_file(ready, (node, recorder))   # the recorder sees the node's publishers
         # the replay waits for the node's subscriptions itself
-        player = _Process([sys.executable, '-m', 'ros2_depth_interp.replay', '--frames-file', frames_path,
+        player = _Process([sys.executable, '-m', 'ros2_depth_interp.tools.replay', '--frames-file', frames_path,
                            '--namespace', namespace, '--rate', '5', '--frames', str(n), '--reliable', '--wait-timeout', '180',
                            '--summary', str(tmp_path / 'replay.json')],
                           env, str(tmp_path / 'replay.log'), cwd=REPO)

@@ -3,13 +3,13 @@ import os
 import subprocess
 import sys
 
-from ros2_depth_interp.ros_env import claim_domain_id, isolated_dds_env
+from ros2_depth_interp.ros.ros_env import claim_domain_id, isolated_dds_env
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _claim_in_child(lock_dir, id_range):
-    code = ('from ros2_depth_interp.ros_env import claim_domain_id; '
+    code = ('from ros2_depth_interp.ros.ros_env import claim_domain_id; '
             'print(claim_domain_id(lock_dir=%r, id_range=%r))' % (lock_dir, id_range))
     done = subprocess.run([sys.executable, '-c', code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr

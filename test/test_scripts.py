@@ -58,7 +58,7 @@ def test_network_gain_bands_add_up_to_the_change_of_the_error(tiny_model_path, t
 
 
 def test_choose_checkpoint_validates_on_the_scenes_training_held_out(tmp_path, capsys):
-    from ros2_depth_interp import train
+    from ros2_depth_interp.learning import train
     root = tmp_path / 'middlebury'
     for i, scene in enumerate(('Alpha', 'Beta', 'Gamma')):
         _write_scene(str(root / 'ThirdSize' / scene), seed=i)
@@ -87,7 +87,7 @@ def _shipped_training_phases():
         text = f.read().replace('\\\n', ' ')
     arrays = {name: shlex.split(body) for name, body in re.findall(r'^(\w+)=\((.*)\)$', text, re.M)}
     # what the script's train() function adds to every phase, less the options it takes from the environment
-    common = shlex.split(re.search(r'^train\(\) \{.*?ros2_depth_interp\.train (.*?) "\$@"', text, re.M).group(1))
+    common = shlex.split(re.search(r'^train\(\) \{.*?ros2_depth_interp\.learning\.train (.*?) "\$@"', text, re.M).group(1))
     fixed = [w for flag, value in zip(common[::2], common[1::2]) if '$' not in value for w in (flag, value)]
     phases = []
     for line in text.splitlines():
@@ -106,9 +106,9 @@ def test_the_shipped_models_training_script_trains_what_the_shipped_model_record
     # pre-fill that was dropped; the script runs them on the heavy-ball one, see its header), and
     # the last phase trains the default preset's graph
     import torch
-    from ros2_depth_interp.model import PRESETS, NetConfig
-    from ros2_depth_interp.resources import default_model_path
-    from ros2_depth_interp.train import build_parser, make_config
+    from ros2_depth_interp.learning.model import PRESETS, NetConfig
+    from ros2_depth_interp.core.resources import default_model_path
+    from ros2_depth_interp.learning.train import build_parser, make_config
     phases = _shipped_training_phases()
     configs = [make_config(build_parser().parse_args(argv)).to_dict() for argv in phases]
     for before, after in zip(phases, phases[1:]):
@@ -130,9 +130,9 @@ def test_the_shipped_models_training_script_trains_what_the_shipped_model_record
     import argparse
     import re
     import shlex
-    from ros2_depth_interp.prefill_options import add_prefill_arguments, apply_prefill_arguments
+    from ros2_depth_interp.learning.prefill_options import add_prefill_arguments, apply_prefill_arguments
     with open(os.path.join(SCRIPTS, 'train_shipped_model.sh')) as f:
-        export_line = [line for line in f if 'ros2_depth_interp.export' in line][-1]
+        export_line = [line for line in f if 'ros2_depth_interp.learning.export' in line][-1]
     parser = argparse.ArgumentParser()
     add_prefill_arguments(parser)
     exported = dict(configs[-1])
@@ -164,7 +164,7 @@ def test_prefill_table_writes_numbers_a_chart_and_pictures(tmp_path, capsys):
 
 
 def test_prefill_table_row_named_the_default_graph_is_the_default_presets_prefill():
-    from ros2_depth_interp.model import PyramidPrefill, build_model
+    from ros2_depth_interp.learning.model import PyramidPrefill, build_model
     settings = _script('prefill_table').SETTINGS
     (options,) = [v for k, v in settings.items() if 'session 6 default graph' in k]
     row, default = PyramidPrefill(**{'levels': 5, **options}), build_model('default').prefill

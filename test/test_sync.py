@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from ros2_depth_interp.sync import DROP_REASONS, ApproximateTimeSynchronizer, LatestSetMailbox
+from ros2_depth_interp.core.sync import DROP_REASONS, ApproximateTimeSynchronizer, LatestSetMailbox
 
 
 def ms(value):

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from ros2_depth_interp import synthetic
+from ros2_depth_interp.learning import synthetic
 
 
 def test_render_scene_types_and_ranges():

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from ros2_depth_interp import train
-from ros2_depth_interp.datasets import SyntheticSource, TrainingSampler
-from ros2_depth_interp.losses import CombinedLoss
-from ros2_depth_interp.model import build_model
+from ros2_depth_interp.learning import train
+from ros2_depth_interp.learning.datasets import SyntheticSource, TrainingSampler
+from ros2_depth_interp.learning.losses import CombinedLoss
+from ros2_depth_interp.learning.model import build_model
 
 
 def _batch(n=4, seed=0):
@@ -81,7 +81,7 @@ def test_ddp_through_torchrun_on_cpu(tmp_path):
     import sys
     out = str(tmp_path / 'ddp')
     cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2',
-           '-m', 'ros2_depth_interp.train', '--out', out, '--preset', 'tiny', '--sources', 'synthetic',
+           '-m', 'ros2_depth_interp.learning.train', '--out', out, '--preset', 'tiny', '--sources', 'synthetic',
            '--crop', '48x64', '--batch', '2', '--workers', '0', '--steps', '4', '--val-every', '4',
            '--ckpt-every', '4', '--val-samples', '1', '--device', 'cpu', '--threads', '1']
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
@@ -91,8 +91,8 @@ def test_ddp_through_torchrun_on_cpu(tmp_path):
 
 
 def test_prefill_options_reach_the_model_config():
-    from ros2_depth_interp.model import PRESETS
-    from ros2_depth_interp.train import build_parser, make_config
+    from ros2_depth_interp.learning.model import PRESETS
+    from ros2_depth_interp.learning.train import build_parser, make_config
     args = build_parser().parse_args(['--prefill-solver', 'cg', '--prefill-weights', 'variance',
                                       '--prefill-variance-scale', '0.3', '--prefill-iterations', '4,10,15,20,20,20'])
     config = make_config(args)

@@ -12,10 +12,10 @@ import sys
 import numpy as np
 import torch
 
-from . import __version__
+from .. import __version__
 from .model import build_model
 from .prefill_options import add_prefill_arguments, apply_prefill_arguments
-from .preprocess import INPUT_CHANNELS, MAX_NORMALIZED, prepare
+from ..core.preprocess import INPUT_CHANNELS, MAX_NORMALIZED, prepare
 
 FORMAT_TAG = 'ros2_depth_interp/1'
 INPUT_NAME = 'input'
@@ -162,7 +162,7 @@ def _real_sample():
     try:
         from .datasets import list_middlebury, read_middlebury
         from .masks import make_semi_dense
-        from .resources import shared_data_dir
+        from ..core.resources import shared_data_dir
         scenes = list_middlebury(os.path.join(shared_data_dir(), 'middlebury'))
         if not scenes:
             return None

@@ -14,8 +14,8 @@ import array
 import numpy as np
 from sensor_msgs.msg import Image, PointCloud2, PointField
 
-from . import encodings
-from .geometry import POINT_FIELDS, POINT_STEP
+from ..core import encodings
+from ..core.geometry import POINT_FIELDS, POINT_STEP
 
 
 def _write_in_place(msg, payload):

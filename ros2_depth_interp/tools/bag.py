@@ -46,9 +46,9 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from . import encodings, lsd_slam, params
-from .geometry import POINT_FIELDS, POINT_STEP
-from .pipeline import FrameError, FrameProcessor, PipelineConfig, fallback_intrinsics, intrinsics_for_size
+from ..core import encodings, lsd_slam, params
+from ..core.geometry import POINT_FIELDS, POINT_STEP
+from ..core.pipeline import FrameError, FrameProcessor, PipelineConfig, fallback_intrinsics, intrinsics_for_size
 
 __all__ = ['BagJob', 'BagSummary', 'StreamStats', 'BagConfigError', 'BagReadError',
            'output_topic', 'load_params', 'process_bag', 'main',
@@ -464,8 +464,9 @@ class _BagRun:
     def load_model(self):
         if self.interpolator is not None:
             return
-        from . import inference
-        from .resources import default_model_path
+        from ..core import inference
+        from ..learning.torch_backend import backend_named
+        from ..core.resources import default_model_path
         path = self.values['model_path'] or default_model_path()
         if not Path(path).is_file():
             raise BagConfigError('model file not found: %s (give --model, or export a trained model '
@@ -473,7 +474,7 @@ class _BagRun:
         try:
             self.interpolator = inference.DepthInterpolator(
                 model_path=path, providers=list(self.values['providers']),
-                backend=self.values['backend'], warmup=self.values['warmup'],
+                backend=backend_named(self.values['backend'], path), warmup=self.values['warmup'],
                 threads=self.values['intra_op_threads'])
         except inference.ModelLoadError as exc:
             raise BagConfigError('cannot load model %s: %s' % (path, exc)) from None
@@ -487,7 +488,7 @@ class _BagRun:
         self.keyframe_processor = FrameProcessor(
             self.interpolator, config.with_changes(input_inverse_depth=True, use_mask=True))
         if self.frame_topics:
-            from .sync import ApproximateTimeSynchronizer
+            from ..core.sync import ApproximateTimeSynchronizer
             self.sync = ApproximateTimeSynchronizer(
                 len(self.frame_topics), queue_size=self.values['sync_queue_size'],
                 slop=self.values['sync_slop'])

@@ -38,8 +38,8 @@ import numpy as np
 
 from .bench_device import machine_info
 from .recorder import latency_summary
-from .resources import default_model_path
-from .ros_env import isolated_dds_env
+from ..core.resources import default_model_path
+from ..ros.ros_env import isolated_dds_env
 
 STAGES = ('queue', 'convert', 'normalize', 'infer', 'cloud', 'publish', 'total')
 # Targets of the real-time issue (this 2-core CPU, default model, CPU execution provider).
@@ -112,8 +112,8 @@ def resolve_model(path, out_dir):
     fallback = os.path.join(out_dir, 'untrained_default', 'depth_interp.onnx')
     if not os.path.isfile(fallback):
         import torch
-        from .export import export_onnx, save_torch_weights
-        from .model import build_model
+        from ..learning.export import export_onnx, save_torch_weights
+        from ..learning.model import build_model
         torch.manual_seed(0)
         model = build_model('default').eval()
         os.makedirs(os.path.dirname(fallback), exist_ok=True)
@@ -150,7 +150,7 @@ def node_command():
     script = os.path.join(os.path.dirname(sys.executable), 'depth_interp_node')
     if os.path.isfile(script):
         return [script]
-    return [sys.executable, '-m', 'ros2_depth_interp.node']
+    return [sys.executable, '-m', 'ros2_depth_interp.ros.node']
 
 
 def run_namespace(tag='bench'):
@@ -309,7 +309,7 @@ def run_config(config, model, frames_path, work_dir, warmup_s=1.0, extra_params=
                         env, os.path.join(run_dir, 'node.log'))
         sampler = ResourceSampler(node.pid)
         sampler.start()
-        recorder_cmd = [sys.executable, '-m', 'ros2_depth_interp.recorder', '--ready-file', ready_file,
+        recorder_cmd = [sys.executable, '-m', 'ros2_depth_interp.tools.recorder', '--ready-file', ready_file,
                         '--stop-file', stop_file, '--warmup', str(warmup_s),
                         '--namespace', namespace, '--node-name', diagnostics_name(namespace),
                         '--timeout', str(config.duration + NODE_START_TIMEOUT_S + 120),
@@ -318,7 +318,7 @@ def run_config(config, model, frames_path, work_dir, warmup_s=1.0, extra_params=
             recorder_cmd.append('--reliable')
         recorder = _Process(recorder_cmd, env, os.path.join(run_dir, 'recorder.log'))
         wait_until_recording(ready_file, node, recorder)
-        player = _Process([sys.executable, '-m', 'ros2_depth_interp.replay', '--frames-file', frames_path,
+        player = _Process([sys.executable, '-m', 'ros2_depth_interp.tools.replay', '--frames-file', frames_path,
                            '--namespace', namespace,
                            '--rate', '%g' % config.rate, '--duration', '%g' % config.duration,
                            '--summary', os.path.join(run_dir, 'replay.json')],

@@ -6,7 +6,7 @@ given, Middlebury 2006 scenes (the 2005 scenes are kept for evaluation). Checkpo
 ``--ckpt-every`` steps and at the end (``last.pt``, resumable with ``--resume``); metrics go to
 ``metrics.jsonl``; validation pictures to ``val_<step>.png``.
 
-Multi-GPU: ``torchrun --nproc_per_node N -m ros2_depth_interp.train ...`` (PyTorch DDP).
+Multi-GPU: ``torchrun --nproc_per_node N -m ros2_depth_interp.learning.train ...`` (PyTorch DDP).
 On a CPU it runs as it is (slowly; see models/README.md for what a CPU run reaches).
 """
 import argparse
@@ -23,7 +23,7 @@ from torch import nn
 from .losses import CombinedLoss, VGGWeightsMissing
 from .model import PRESETS, NetConfig, build_model, count_parameters
 from .prefill_options import add_prefill_arguments, apply_prefill_arguments
-from .preprocess import InputError, prepare
+from ..core.preprocess import InputError, prepare
 
 # Middlebury scenes never trained on: the 2005 ones (evaluation) and two 2006 ones (validation).
 EVAL_SCENES = ('Art', 'Books', 'Dolls', 'Laundry', 'Moebius', 'Reindeer', 'Aloe')
@@ -110,7 +110,7 @@ def make_config(args):
 
 def make_sampler(args, scenes_exclude, seed_offset=0, only_scenes=None):
     from . import datasets
-    from .resources import shared_data_dir
+    from ..core.resources import shared_data_dir
     sources, weights = [], []
     names = [s.strip() for s in args.sources.split(',') if s.strip()]
     h, w = args.crop

@@ -280,5 +280,5 @@ def names() -> Sequence[str]:
     return tuple(spec.name for spec in PARAMS)
 
 
-if __name__ == '__main__':  # python -m ros2_depth_interp.params > table.md (docs/node.md embeds it)
+if __name__ == '__main__':  # python -m ros2_depth_interp.core.params > table.md (docs/node.md embeds it)
     print(markdown_table(), end='')

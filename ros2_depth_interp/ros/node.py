@@ -33,12 +33,12 @@ from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityP
                        qos_profile_sensor_data)
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
-from . import params
-from .pipeline import FrameError, FrameProcessor, PipelineConfig, fallback_intrinsics, intrinsics_for_size
-from .resources import default_model_path
+from ..core import params
+from ..core.pipeline import FrameError, FrameProcessor, PipelineConfig, fallback_intrinsics, intrinsics_for_size
+from ..core.resources import default_model_path
 from .ros_msgs import MessageCache
-from .stats import NodeStats
-from .sync import DROP_REASONS, ApproximateTimeSynchronizer, LatestSetMailbox
+from ..core.stats import NodeStats
+from ..core.sync import DROP_REASONS, ApproximateTimeSynchronizer, LatestSetMailbox
 
 EXIT_CONFIG_ERROR = 2
 TIME_JUMP_NS = 1_000_000_000   # stamps going back further than this reset the synchronizer
@@ -216,14 +216,15 @@ class DepthInterpNode(Node):
         return values
 
     def _load_model(self, model_path):
-        from . import inference  # imported here: onnxruntime/torch load only when a node starts
+        from ..core import inference  # imported here: onnxruntime/torch load only when a node starts
+        from ..learning.torch_backend import backend_named
         if not os.path.isfile(model_path):
             raise ConfigError('model file not found: %s (set model_path, or export a trained model '
                               'with `depth_interp export`)' % model_path)
         try:
             return inference.DepthInterpolator(
                 model_path=model_path, providers=list(self.values['providers']),
-                backend=self.values['backend'], warmup=self.values['warmup'],
+                backend=backend_named(self.values['backend'], model_path), warmup=self.values['warmup'],
                 threads=self.values['intra_op_threads'])
         except inference.ModelLoadError as exc:
             raise ConfigError('cannot load model %s: %s' % (model_path, exc)) from None

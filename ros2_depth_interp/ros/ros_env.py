@@ -10,7 +10,7 @@ import random
 import sys
 import tempfile
 
-from .resources import share_file
+from ..core.resources import share_file
 
 # Domain ids 1..100 keep the well-known ports valid with the default port mapping.
 _DOMAIN_RANGE = (1, 100)

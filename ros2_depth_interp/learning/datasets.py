@@ -8,7 +8,7 @@ in the reader's docstring, since a wrong scale silently ruins training and evalu
 
 Training examples come from :class:`TrainingSampler`, which draws a frame from one of several
 *sources* (anything with ``draw(rng) -> dict(depth, intensity)``), augments it, crops it and
-simulates a semi-dense SLAM input with :func:`ros2_depth_interp.masks.make_semi_dense`.
+simulates a semi-dense SLAM input with :func:`ros2_depth_interp.learning.masks.make_semi_dense`.
 """
 import glob
 import os

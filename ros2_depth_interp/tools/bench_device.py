@@ -20,8 +20,8 @@ import time
 
 import numpy as np
 
-from .geometry import CameraIntrinsics, CloudBuilder
-from .preprocess import finish, prepare
+from ..core.geometry import CameraIntrinsics, CloudBuilder
+from ..core.preprocess import finish, prepare
 
 
 def _scene(height, width, seed=0):
@@ -55,7 +55,7 @@ def _time(fn, repeats, warmup, sync):
 
 def bench_torch(model_path, sizes, repeats, warmup, fp16_modes, device=None):
     import torch
-    from .export import load_torch_weights
+    from ..learning.export import load_torch_weights
     dev = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
     sync = torch.cuda.synchronize if dev.type == 'cuda' else (lambda: None)
     results = []
@@ -121,7 +121,7 @@ def _gpu_frame(model, depth, mask, intensity, intr, dev, dtype):
 
 
 def bench_onnx(model_path, sizes, repeats, warmup, providers=None):
-    from .inference import DepthInterpolator
+    from ..core.inference import DepthInterpolator
     interp = DepthInterpolator(model_path, providers=providers)
     results = []
     for (h, w) in sizes:
@@ -176,8 +176,8 @@ def machine_info(include_torch=True):
 
 
 def main(argv=None):
-    from .resources import default_model_path
-    p = argparse.ArgumentParser(prog='python -m ros2_depth_interp.bench_device', description=__doc__.splitlines()[0])
+    from ..core.resources import default_model_path
+    p = argparse.ArgumentParser(prog='python -m ros2_depth_interp.tools.bench_device', description=__doc__.splitlines()[0])
     p.add_argument('--model', default=None, help='ONNX model (its .pt sibling is used by the torch backend)')
     p.add_argument('--backends', default='torch,onnx')
     p.add_argument('--sizes', default='480x640,960x1280', help='HxW list')

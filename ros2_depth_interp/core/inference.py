@@ -7,15 +7,15 @@ backends run the same network with the same pre- and post-processing (``preproce
   build of ONNX Runtime lacks are skipped and the active one is reported. On CUDA, inputs and outputs
   go through I/O binding (one upload, one download per frame); TensorRT keeps its engine cache in
   ``~/.cache/ros2_depth_interp/trt`` and may build fp16 engines.
-- ``torch``: the same weights (``<model>.pt`` beside the ONNX file) run by PyTorch, on CUDA when
-  present (fp16 optional). For machines with PyTorch but no onnxruntime-gpu.
+- any other backend object with the same call (``ros2_depth_interp.learning.torch_backend.TorchBackend``
+  runs the same weights, ``<model>.pt`` beside the ONNX file, with PyTorch; it lives with the training
+  code so that this module never needs torch).
 
 Usage::
 
     from ros2_depth_interp import DepthInterpolator
     dense = DepthInterpolator().interpolate(depth, mask, intensity)
 """
-import json
 import logging
 import os
 import time
@@ -99,64 +99,26 @@ class _OnnxBackend:
         return binding.copy_outputs_to_cpu()
 
 
-class _TorchBackend:
-
-    def __init__(self, path, device, fp16):
-        try:
-            import torch
-        except ImportError as exc:
-            raise ModelLoadError('the torch backend needs PyTorch (pip install torch)') from exc
-        from .export import load_torch_weights
-        weights = os.path.splitext(path)[0] + '.pt'
-        if not os.path.isfile(weights):
-            raise ModelLoadError('torch backend: weights %s not found (export writes them beside the ONNX file)'
-                                 % weights)
-        try:
-            model, training = load_torch_weights(weights)
-        except Exception as exc:
-            raise ModelLoadError('cannot load torch weights %s: %s' % (weights, exc)) from exc
-        self.torch = torch
-        self.device = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
-        self.fp16 = bool(fp16) and self.device.type == 'cuda'
-        self.model = model.to(self.device)
-        if self.fp16:
-            self.model = self.model.half()
-        self.stride = model.stride
-        self.metadata = {'format': FORMAT_TAG, 'stride': str(model.stride), 'config': json.dumps(model.config.to_dict()),
-                         'training': json.dumps(training)}
-        self.provider = 'torch:%s%s' % (self.device, ':fp16' if self.fp16 else '')
-        self.skipped = []
-
-    def __call__(self, tensor):
-        torch = self.torch
-        with torch.inference_mode():
-            x = torch.from_numpy(tensor).to(self.device, non_blocking=True)
-            if self.fp16:
-                x = x.half()
-            depth, confidence = self.model(x)
-            return depth.float().cpu().numpy(), confidence.float().cpu().numpy()
-
-
 class DepthInterpolator:
     """Dense depth from semi-dense depth. See the module docstring.
 
     model_path: ONNX file (default: the shipped model). providers: ONNX Runtime execution providers in
-    order of preference. backend: 'onnx' or 'torch'. device: torch device for the torch backend.
+    order of preference. backend: 'onnx', or a backend object (callable on the network's input
+    tensor, with ``stride``, ``metadata``, ``provider`` and ``skipped``) such as ``TorchBackend``.
     """
 
-    def __init__(self, model_path=None, providers=None, backend='onnx', device=None, warmup=True,
-                 threads=0, fp16=False):
+    def __init__(self, model_path=None, providers=None, backend='onnx', warmup=True, threads=0, fp16=False):
         path = model_path or default_model_path()
         if not os.path.isfile(path):
             raise ModelLoadError('model file not found: %s' % path)
         self.model_path = path
         if backend == 'onnx':
             self._backend = _OnnxBackend(path, providers, threads, fp16)
-        elif backend == 'torch':
-            self._backend = _TorchBackend(path, device, fp16)
+        elif callable(backend):
+            self._backend = backend
         else:
-            raise ValueError("backend must be 'onnx' or 'torch', got %r" % backend)
-        self.backend = backend
+            raise ValueError("backend must be 'onnx' or a backend object, got %r" % (backend,))
+        self.backend = backend if backend == 'onnx' else type(backend).__name__
         if self._backend.skipped:
             LOG.info('execution providers not available here, skipped: %s', ', '.join(self._backend.skipped))
         LOG.info('depth interpolation model %s running on %s', path, self.active_provider)

@@ -31,8 +31,8 @@ import numpy as np
 from . import replay
 from .bench import (NODE_START_TIMEOUT_S, STAGES, _finite, _Process, diagnostics_name, node_command,
                     run_namespace, wait_until_recording)
-from .resources import default_model_path
-from .ros_env import isolated_dds_env
+from ..core.resources import default_model_path
+from ..ros.ros_env import isolated_dds_env
 
 EXIT_NO_MODEL = 2
 EXIT_RUN_FAILED = 1
@@ -113,7 +113,7 @@ def run_pipeline(args, model, frames_path, n_frames):
                     env, os.path.join(run_dir, 'node.log'))
     recorder = player = None
     try:
-        recorder = _Process([sys.executable, '-m', 'ros2_depth_interp.recorder', '--ready-file', ready,
+        recorder = _Process([sys.executable, '-m', 'ros2_depth_interp.tools.recorder', '--ready-file', ready,
                              '--stop-file', stop_file, '--timeout', str(NODE_START_TIMEOUT_S + 300),
                              '--namespace', namespace, '--node-name', diagnostics_name(namespace),
                              '--save-dir', args.out, '--save-max', str(n_frames + 5),
@@ -123,7 +123,7 @@ def run_pipeline(args, model, frames_path, n_frames):
         print('demo: starting the node (%s, namespace %s) and the recorder in ROS_DOMAIN_ID %s ...'
               % (os.path.basename(node_command()[-1]), namespace, env['ROS_DOMAIN_ID']), flush=True)
         wait_until_recording(ready, node, recorder)
-        player = _Process([sys.executable, '-m', 'ros2_depth_interp.replay', '--frames-file', frames_path,
+        player = _Process([sys.executable, '-m', 'ros2_depth_interp.tools.replay', '--frames-file', frames_path,
                            '--namespace', namespace, '--rate', '%g' % args.rate, '--frames', str(n_frames),
                            '--summary', os.path.join(run_dir, 'replay.json')],
                           env, os.path.join(run_dir, 'replay.log'))
@@ -146,8 +146,8 @@ def run_pipeline(args, model, frames_path, n_frames):
 
 def evaluate(frames, replay_summary, outputs_path):
     """Per-frame metrics of the node's output and of nearest-neighbour fill on unknown pixels."""
-    from .baselines import nearest
-    from .metrics import compute_metrics, mean_metrics
+    from ..evaluation.baselines import nearest
+    from ..evaluation.metrics import compute_metrics, mean_metrics
     by_index = {f['index']: f for f in frames}
     frame_of_stamp = {int(s): int(i) for s, i in replay_summary['frames']}
     with np.load(outputs_path) as data:
@@ -171,7 +171,7 @@ def figure1(path, frame, dense, confidence, title, nearest_fill=None, captions=N
     """intensity | semi-dense input | dense output (| nearest fill) | ground truth, one colour scale
     (``figures.save_figure1``), and the confidence map beside it as ``confidence.png``."""
     import cv2
-    from .figures import colorize, save_figure1
+    from ..evaluation.figures import colorize, save_figure1
     outputs = {'dense output (node)': dense}
     if nearest_fill is not None:
         outputs['nearest-neighbour fill'] = nearest_fill
@@ -190,8 +190,8 @@ def _fmt(value, digits=3):
 
 
 def main(argv=None):
-    from .baselines import nearest
-    from .metrics import compute_metrics
+    from ..evaluation.baselines import nearest
+    from ..evaluation.metrics import compute_metrics
     args = parse_args(argv)
     started = time.perf_counter()
     model = args.model or default_model_path()

@@ -4,12 +4,12 @@ import sys
 
 # command -> (module, one-line help). Each module has ``main(argv=None) -> int``.
 COMMANDS = {
-    'demo': ('ros2_depth_interp.demo', 'replay the bundled synthetic sequence through the node over real DDS'),
-    'train': ('ros2_depth_interp.train', 'train the network (perceptual loss, Adam, checkpoints)'),
-    'export': ('ros2_depth_interp.export', 'export a checkpoint to ONNX and check it against torch'),
-    'eval': ('ros2_depth_interp.evaluate', 'evaluate the model and classical baselines on real data'),
-    'bag': ('ros2_depth_interp.bag', 'process a recorded bag offline (rosbag2 or ROS 1, LSD-SLAM keyframes)'),
-    'bench': ('ros2_depth_interp.bench', 'measure latency and throughput of the node end to end'),
+    'demo': ('ros2_depth_interp.tools.demo', 'replay the bundled synthetic sequence through the node over real DDS'),
+    'train': ('ros2_depth_interp.learning.train', 'train the network (perceptual loss, Adam, checkpoints)'),
+    'export': ('ros2_depth_interp.learning.export', 'export a checkpoint to ONNX and check it against torch'),
+    'eval': ('ros2_depth_interp.evaluation.evaluate', 'evaluate the model and classical baselines on real data'),
+    'bag': ('ros2_depth_interp.tools.bag', 'process a recorded bag offline (rosbag2 or ROS 1, LSD-SLAM keyframes)'),
+    'bench': ('ros2_depth_interp.tools.bench', 'measure latency and throughput of the node end to end'),
 }
 
 

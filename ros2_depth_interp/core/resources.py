@@ -9,9 +9,13 @@ PACKAGE = 'ros2_depth_interp'
 DEFAULT_MODEL = 'depth_interp.onnx'
 
 
+# ros2_depth_interp/core/resources.py -> the repository root (a checkout) or site-packages (installed)
+CHECKOUT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
 def package_share():
     """The folder that holds config/, models/ and launch/."""
-    checkout = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    checkout = CHECKOUT
     if os.path.isdir(os.path.join(checkout, 'config')) and os.path.isdir(os.path.join(checkout, 'models')):
         return checkout
     try:
@@ -35,5 +39,4 @@ def shared_data_dir():
     env = os.environ.get('DEPTH_INTERP_DATA')
     if env:
         return env
-    checkout = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    return os.path.join(os.path.dirname(checkout), 'shared', 'data')
+    return os.path.join(os.path.dirname(CHECKOUT), 'shared', 'data')

@@ -34,7 +34,7 @@ import numpy as np
 
 from . import metrics as _metrics
 from .baselines import BASELINES
-from .resources import default_model_path, shared_data_dir
+from ..core.resources import default_model_path, shared_data_dir
 
 MODEL = 'model'
 METHODS = (MODEL,) + tuple(BASELINES)
@@ -56,7 +56,7 @@ class ConfigError(ValueError):
 
 def parse_protocol(text):
     """'gradient@0.10' -> ('gradient', 0.1). Density in (0, 1] (a percent like '10%' also works)."""
-    from .masks import MASK_MODES
+    from ..learning.masks import MASK_MODES
     mode, sep, dens = str(text).partition('@')
     if not sep or mode not in MASK_MODES:
         raise ConfigError('protocol %r: expected <mode>@<density> with mode in %s' % (text, ', '.join(MASK_MODES)))
@@ -83,7 +83,7 @@ def protocol_rng(seed, frame_name, label):
 def semi_dense_input(frame, mode, density, seed):
     """``(sparse, mask)``: the known depth (float32, 0 elsewhere) and mask every method gets for one
     (frame, protocol); samples only where the ground truth is valid."""
-    from .masks import make_semi_dense
+    from ..learning.masks import make_semi_dense
     gt, valid = frame['gt'], frame['valid']
     sparse, mask = make_semi_dense(np.where(valid, gt, 0), frame['intensity'], mode, density,
                                    protocol_rng(seed, frame['name'], protocol_label(mode, density)))
@@ -101,7 +101,7 @@ def load_middlebury_frames(data, scenes=EVAL_SCENES, size='ThirdSize', views=(1,
     ``views``: which of each scene's views with ground truth to read: 1 (the left view, named like
     the scene) and/or 5 (the right view, named ``<Scene>/view5``), frames of the same scene from
     another viewpoint."""
-    from .datasets import MIDDLEBURY_SIZE_FACTORS, list_middlebury, read_middlebury
+    from ..learning.datasets import MIDDLEBURY_SIZE_FACTORS, list_middlebury, read_middlebury
     if size not in MIDDLEBURY_SIZE_FACTORS:
         raise ConfigError('--size %r: expected one of %s' % (size, ', '.join(MIDDLEBURY_SIZE_FACTORS)))
     bad = [v for v in views if v not in (1, 5)]
@@ -133,7 +133,7 @@ def tum_frame_name(root, color_path):
 
 def load_tum_frames(data, names=None):
     """TUM frames found under ``data`` (any layout ``datasets.list_tum_frames`` knows), optionally by name."""
-    from .datasets import list_tum_frames, read_tum
+    from ..learning.datasets import list_tum_frames, read_tum
     pairs = {tum_frame_name(data, c): (c, d) for c, d in list_tum_frames(data)}
     if not pairs:
         raise ConfigError('no TUM colour/depth pairs found under %s' % data)
@@ -155,7 +155,7 @@ def load_tum_frames(data, names=None):
 
 def load_model(path, required):
     """(interpolate function or None, info dict). ``required``: a missing file is a ConfigError."""
-    from .inference import DepthInterpolator, ModelLoadError
+    from ..core.inference import DepthInterpolator, ModelLoadError
     info = dict(path=path, used=False)
     if not os.path.isfile(path):
         if required:

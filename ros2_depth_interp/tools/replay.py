@@ -1,6 +1,6 @@
 """Replay publisher: synchronized semi-dense depth, image, mask and camera_info at a set rate.
 
-``python -m ros2_depth_interp.replay [options]`` plays the role of a SLAM system beside a camera, so
+``python -m ros2_depth_interp.tools.replay [options]`` plays the role of a SLAM system beside a camera, so
 that the demo and the benchmark can drive the real node process over real DDS. What it publishes:
 
 - ``semi_dense_depth``: 32FC1 metres (or 16UC1 millimetres), 0 where unknown;
@@ -29,7 +29,7 @@ import time
 
 import numpy as np
 
-from . import masks as _masks
+from ..learning import masks as _masks
 
 EXIT_NO_SUBSCRIBER = 3
 DEFAULT_DENSITY = 0.1
@@ -61,7 +61,7 @@ def synthetic_frames(n_frames, height=480, width=640, seed=0, density=DEFAULT_DE
     with ``numpy.random.default_rng([seed, index])``, so frame i is the same whoever renders it and
     however many frames they take.
     """
-    from .synthetic import SyntheticSequence
+    from ..learning.synthetic import SyntheticSequence
     sequence = SyntheticSequence(seed=seed, height=height, width=width,
                                  n_frames=max(SEQUENCE_LENGTH, n_frames * step))
     frames = []
@@ -81,7 +81,7 @@ def folder_frames(root, n_frames=None, height=None, width=None, density=DEFAULT_
     factory values TUM recommends). ``height``/``width`` resize (nearest for depth, area for images).
     """
     import cv2
-    from .datasets import list_tum_frames, read_tum
+    from ..learning.datasets import list_tum_frames, read_tum
     pairs = list_tum_frames(root)
     if not pairs:
         raise ValueError('no RGB-D frames found under %s (expected TUM-style rgb/ + depth/ folders or '
@@ -141,7 +141,7 @@ def load_frames(path):
 def build_messages(frame, depth_encoding='32FC1', image_encoding='mono8', frame_id='camera'):
     """The four messages of one frame, pixel buffers filled once (stamps are set when published)."""
     from sensor_msgs.msg import CameraInfo, Image
-    from .ros_msgs import fill_image
+    from ..ros.ros_msgs import fill_image
     if depth_encoding == '32FC1':
         depth = frame['sparse'].astype(np.float32)
     elif depth_encoding == '16UC1':
@@ -183,7 +183,7 @@ class Replayer:
     def __init__(self, frames, rate_hz, n_publish, namespace='', use_mask=True, reliable=False,
                  depth_encoding='32FC1', image_encoding='mono8', frame_id='camera'):
         from sensor_msgs.msg import CameraInfo, Image
-        from .private_node import PrivateNode
+        from ..ros.private_node import PrivateNode
         self._ros = PrivateNode('depth_interp_replay', namespace, reliable)
         self.context, self.node, qos = self._ros.context, self._ros.node, self._ros.qos
         self.publishers = {'depth': self.node.create_publisher(Image, 'semi_dense_depth', qos),
@@ -276,7 +276,7 @@ def _size(text):
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog='python -m ros2_depth_interp.replay', description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog='python -m ros2_depth_interp.tools.replay', description=__doc__.splitlines()[0])
     src = p.add_argument_group('frames')
     src.add_argument('--size', type=_size, default=(640, 480), help='WIDTHxHEIGHT (default 640x480)')
     src.add_argument('--seed', type=int, default=0, help='synthetic sequence seed')

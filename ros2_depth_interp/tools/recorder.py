@@ -1,6 +1,6 @@
 """Recorder: subscribes to the node's outputs and measures end-to-end latency, counts and diagnostics.
 
-``python -m ros2_depth_interp.recorder [options]`` is the third process of the demo and the benchmark
+``python -m ros2_depth_interp.tools.recorder [options]`` is the third process of the demo and the benchmark
 (replay -> node -> recorder). For every ``dense_depth``, ``dense_confidence`` and ``points`` message it
 stores ``arrival - header stamp``: the replay stamps each frame with the time it publishes it, and
 the node copies the depth header to its outputs, so this is the whole path from the SLAM output
@@ -77,7 +77,7 @@ class Recorder:
                  keep_cloud=False):
         from diagnostic_msgs.msg import DiagnosticArray
         from sensor_msgs.msg import Image, PointCloud2
-        from .private_node import PrivateNode
+        from ..ros.private_node import PrivateNode
         self._ros = PrivateNode('depth_interp_recorder', namespace, reliable)
         self.context, self.node, qos = self._ros.context, self._ros.node, self._ros.qos
         self.node_name = node_name
@@ -176,7 +176,7 @@ class Recorder:
 
     def write_outputs(self, save_dir):
         """outputs.npz with the saved dense depth / confidence images (same stamps only)."""
-        from .encodings import msg_to_array
+        from ..core.encodings import msg_to_array
         with self._lock:
             depth, confidence = dict(self.saved['dense_depth']), dict(self.saved['dense_confidence'])
         stamps = sorted(set(depth) & set(confidence))
@@ -191,8 +191,8 @@ class Recorder:
 
     def write_ply(self, path):
         """The last received cloud as binary PLY; returns (points written, stamp) or None."""
-        from .geometry import cloud_to_ply
-        from .ros_msgs import cloud_msg_to_array
+        from ..core.geometry import cloud_to_ply
+        from ..ros.ros_msgs import cloud_msg_to_array
         with self._lock:
             msg = self.last_cloud
         if msg is None:
@@ -205,7 +205,7 @@ class Recorder:
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog='python -m ros2_depth_interp.recorder', description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog='python -m ros2_depth_interp.tools.recorder', description=__doc__.splitlines()[0])
     p.add_argument('--namespace', default='', help='namespace of the node outputs')
     p.add_argument('--reliable', action='store_true',
                    help='subscribe RELIABLE (matches reliable_outputs:=true; a best-effort subscriber '

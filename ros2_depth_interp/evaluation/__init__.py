@@ -1,0 +1,1 @@
+"""Evaluation on real data: metrics, classical baselines, figures."""

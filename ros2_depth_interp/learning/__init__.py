@@ -1,0 +1,1 @@
+"""Training and export (PyTorch): the network, losses, data, semi-dense masks, synthetic scenes."""

@@ -1,0 +1,1 @@
+"""The commands: depth_interp demo / bag / bench / train / export / eval, replay and recorder."""
