@@ -1,1 +1,12 @@
-"""Training and export (PyTorch): the network, losses, data, semi-dense masks, synthetic scenes."""
+"""Training and export (PyTorch): how the shipped network is made.
+
+- ``model``: the network (parameter-free pre-fill, then the CNN) and its presets;
+- ``losses``: L1, gradient, perceptual (VGG-16) and total-variation terms;
+- ``train``: ``depth_interp train``; ``export``: ``depth_interp export`` (checkpoint to ONNX);
+- ``prefill_options``: the pre-fill's command-line options shared by ``train`` and ``export``;
+- ``datasets``: readers of real depth data sets and the training sampler;
+- ``synthetic``: procedural indoor scenes (depth, intensity, intrinsics) with no files;
+- ``masks``: semi-dense masks (gradient-adaptive, uniform, LSD-SLAM-like) made from dense depth;
+- ``torch_backend``: ``TorchBackend``, the same weights run by PyTorch for ``DepthInterpolator``;
+- ``choose_checkpoint``: ``depth_interp choose``, checkpoints scored on the validation scenes.
+"""

@@ -1,1 +1,9 @@
-"""The rclpy layer: the node, message filling, and the DDS environment for tests and tools."""
+"""The rclpy layer: the node and what it needs to talk DDS, on top of ``core``.
+
+- ``node``: the ``depth_interp`` node (subscriptions, synchronizer, worker thread, publishers,
+  diagnostics) and ``depth_interp_node``'s ``main``;
+- ``ros_msgs``: numpy buffers to rclpy Image and PointCloud2 messages and back;
+- ``private_node``: an rclpy node in a context of its own, for tools sharing a process;
+- ``ros_env``: the loopback-only DDS environment (own domain id, temporary log folder) of every
+  test, demo and benchmark process.
+"""

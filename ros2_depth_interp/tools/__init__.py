@@ -1,1 +1,9 @@
-"""The commands: depth_interp demo / bag / bench / train / export / eval, replay and recorder."""
+"""The commands and the processes they start.
+
+- ``cli``: the ``depth_interp <command>`` dispatcher;
+- ``demo``: ``depth_interp demo``, the synthetic sequence through the node over loopback DDS;
+- ``bag``: ``depth_interp bag``, the node's processing offline, bag in and rosbag2 out;
+- ``bench``: ``depth_interp bench``, latency and throughput of the node end to end;
+- ``bench_device``: per-frame speed without ROS, on a CPU or a GPU;
+- ``replay``, ``recorder``: the publisher and the output recorder that demo and bench start.
+"""
