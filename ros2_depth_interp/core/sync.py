@@ -1,8 +1,10 @@
 """Pairing the depth, intensity and mask streams, and handing the newest set to the worker.
 
 ``ApproximateTimeSynchronizer`` reimplements the ApproximateTime policy of ROS' C++
-message_filters (message_filters is not available here, and its Python port uses a different,
-simpler heuristic). The policy, in short:
+message_filters, for environments without message_filters (a venv of PyPI's ROS wheels) and for
+tools that pair messages outside ROS (bag processing, replay). The node uses message_filters' own
+Python synchronizer where it can be imported (``ros.input_sync``); that one uses a different,
+simpler heuristic. The policy, in short:
 
 * every input has a FIFO of received messages (bounded by ``queue_size``, oldest dropped first);
 * once every input has a message, the set made of the queue heads is a *candidate*; the input
@@ -61,6 +63,8 @@ class ApproximateTimeSynchronizer:
     # Emit span-0 sets without the candidate search (see the module docstring). A class attribute
     # so that tests can compare against the plain message_filters policy.
     exact_stamp_shortcut = True
+    name = 'own'                  # the node's diagnostics report which synchronizer pairs its inputs
+    drop_reasons = DROP_REASONS
 
     def __init__(self, num_inputs: int, queue_size: int = 10, slop: float = 0.05,
                  age_penalty: float = 0.0,

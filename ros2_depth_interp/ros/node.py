@@ -38,7 +38,8 @@ from ..core.pipeline import FrameError, FrameProcessor, PipelineConfig, fallback
 from ..core.resources import default_model_path
 from .ros_msgs import MessageCache
 from ..core.stats import NodeStats
-from ..core.sync import DROP_REASONS, ApproximateTimeSynchronizer, LatestSetMailbox
+from ..core.sync import LatestSetMailbox
+from .input_sync import make_synchronizer
 
 EXIT_CONFIG_ERROR = 2
 TIME_JUMP_NS = 1_000_000_000   # stamps going back further than this reset the synchronizer
@@ -142,9 +143,10 @@ class DepthInterpNode(Node):
         self.stats = NodeStats()
         self._use_mask = self.values['use_mask']
         n_inputs = 3 if self._use_mask else 2
-        self._sync = ApproximateTimeSynchronizer(
+        # message_filters' synchronizer where it is installed, the project's own otherwise
+        self._sync = make_synchronizer(
             n_inputs, queue_size=self.values['sync_queue_size'], slop=self.values['sync_slop'],
-            inter_message_lower_bounds=[self.values['sync_min_period']] * n_inputs)
+            min_period=self.values['sync_min_period'])
         self._sync_lock = threading.Lock()
         self._mailbox = LatestSetMailbox()
         self._sync_reported = {}
@@ -183,9 +185,9 @@ class DepthInterpNode(Node):
         if hasattr(self, 'add_post_set_parameters_callback'):
             self.add_post_set_parameters_callback(self._after_set_parameters)
         self.get_logger().info(
-            'listening on %s (mask %s); publishing %s, %s, %s (%s QoS)' % (
+            'listening on %s (mask %s, paired by the %s synchronizer); publishing %s, %s, %s (%s QoS)' % (
                 ', '.join(self.resolve_topic_name(t) for t in self._subscriptions_by_topic),
-                'used' if self._use_mask else 'not used',
+                'used' if self._use_mask else 'not used', self._sync.name,
                 self.pub_depth.topic_name, self.pub_confidence.topic_name, self.pub_points.topic_name,
                 'reliable' if self.values['reliable_outputs'] else 'best-effort'))
 
@@ -396,6 +398,7 @@ class DepthInterpNode(Node):
                 ('use_mask', str(self._use_mask).lower()),
                 ('input_inverse_depth', str(self.values['input_inverse_depth']).lower()),
                 ('intrinsics', self._intrinsics_source()),
+                ('synchronizer', self._sync.name),
             ])
         status = DiagnosticStatus()
         status.name = '%s: depth interpolation' % self.get_fully_qualified_name().lstrip('/')
@@ -448,7 +451,7 @@ class DepthInterpNode(Node):
         self.get_logger().warning(
             'input sync [sync]: %d message(s) dropped since the last report: %s (sync_slop=%g s, '
             'sync_queue_size=%d)' % (sum(new.values()), '; '.join(
-                '%s x%d (%s)' % (k, n, DROP_REASONS.get(k, '')) for k, n in sorted(new.items())),
+                '%s x%d (%s)' % (k, n, self._sync.drop_reasons.get(k, '')) for k, n in sorted(new.items())),
                 self.values['sync_slop'], self.values['sync_queue_size']))
 
     def _publish_diagnostics(self):
