@@ -4,7 +4,7 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test bench eval train export clean
+.PHONY: venv demo test bench eval train export train-shipped clean
 
 venv: $(STAMP)
 
@@ -34,6 +34,10 @@ train: $(STAMP)
 
 export: $(STAMP)
 	$(VENV)/bin/depth_interp export $(EXPORT_ARGS)
+
+# Retrains models/depth_interp.onnx's recipe (ten stages, then export) into runs/shipped; DEVICE=cuda|cpu.
+train-shipped: $(STAMP)
+	PYTHON=$(VPY) scripts/train_shipped_model.sh $(TRAIN_SHIPPED_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info out runs

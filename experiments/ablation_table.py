@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Markdown table of mean PSNR / RMSE per protocol from several `depth_interp eval` results.json files.
 
-Usage: scripts/ablation_table.py NAME=path/results.json [NAME=...] [--method model]
+Usage: experiments/ablation_table.py NAME=path/results.json [NAME=...] [--method model]
 Rows are the named runs, columns the protocols (mean over the evaluated frames, all valid pixels).
 """
 import argparse

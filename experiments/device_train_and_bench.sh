@@ -2,7 +2,7 @@
 # One GPU session (PyTorch with CUDA, no ROS, no onnxruntime-gpu): parallel training runs of the
 # loss ablation on one GPU, export of each, then the ROS-free device benchmark (torch backend on CUDA,
 # fp32/fp16, 640x480 and 1280x960; ONNX Runtime on the CPU cores for comparison).
-# Usage: scripts/device_train_and_bench.sh OUT_DIR MIDDLEBURY_ROOT MINUTES
+# Usage: experiments/device_train_and_bench.sh OUT_DIR MIDDLEBURY_ROOT MINUTES
 set -u
 out=${1:?out dir}; mb=${2:?middlebury root}; minutes=${3:-6}
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1

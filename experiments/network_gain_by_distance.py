@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Where the network's correction helps: its gain over its own pre-fill, by distance to the nearest sample.
 
-Usage: scripts/network_gain_by_distance.py [--model models/depth_interp.onnx] [--scenes Baby3,Cloth4]
+Usage: experiments/network_gain_by_distance.py [--model models/depth_interp.onnx] [--scenes Baby3,Cloth4]
        [--protocol gradient@0.10] [--data-kind middlebury|tum] [--data DIR] [--out gain.json]
 
 For each scene (whole frame, third size, `eval`'s masks: seed 0), the shipped graph and the same
@@ -20,13 +20,12 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))   # prefill_table, also when imported
 
-from prefill_table import prefill_method  # noqa: E402  (this folder)
 from ros2_depth_interp.evaluation.evaluate import (load_middlebury_frames, load_tum_frames, parse_protocol,  # noqa: E402
                                         semi_dense_input)
 from ros2_depth_interp.core.inference import DepthInterpolator  # noqa: E402
 from ros2_depth_interp.learning.model import build_model  # noqa: E402
+from ros2_depth_interp.learning.torch_backend import prefill_only  # noqa: E402
 from ros2_depth_interp.core.resources import shared_data_dir  # noqa: E402
 from ros2_depth_interp.learning.train import VAL_SCENES  # noqa: E402
 
@@ -78,7 +77,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     model = DepthInterpolator(args.model, providers=['CPUExecutionProvider'])
     config = json.loads(model.metadata['config'])
-    prefill = prefill_method(build_model(config).prefill)
+    prefill = prefill_only(build_model(config).prefill)
     mode, density = parse_protocol(args.protocol)
     data = args.data or os.path.join(shared_data_dir(), args.data_kind)
     if args.data_kind == 'tum':

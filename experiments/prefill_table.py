@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """PSNR of the parameter-free pre-fill alone (no network) under several sweep settings.
 
-Usage: scripts/prefill_table.py [--scenes Baby3,Cloth4,...|all2006] [--only TEXT] [--data DIR] [--out table.json]
+Usage: experiments/prefill_table.py [--scenes Baby3,Cloth4,...|all2006] [--only TEXT] [--data DIR] [--out table.json]
                                 [--figure-scenes Baby2,Bowling2]
 `depth_interp eval`'s own run (same masks: seed 0, 10 % uniform and gradient; whole frames at
 third size) with one method per setting. This is how the pre-fill of the `default` preset was
@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from ros2_depth_interp.evaluation.evaluate import evaluate, load_middlebury_frames  # noqa: E402
 from ros2_depth_interp.learning.model import PyramidPrefill  # noqa: E402
-from ros2_depth_interp.core.preprocess import finish, prepare  # noqa: E402
+from ros2_depth_interp.learning.torch_backend import prefill_only  # noqa: E402
 from ros2_depth_interp.core.resources import shared_data_dir  # noqa: E402
 
 HEAVY_BALL = dict(solver='heavy_ball', weights='global', momentum=0.95)
@@ -31,32 +31,32 @@ DT = dict(CG, levels=1, top='domain_transform', iterations=(20, 40))
 FIRST_ORDER = dict(DT, dt_order=1, dt_sigma_s=120.0, dt_steps=6)
 # name: PyramidPrefill options (iterations per level, finest first; five levels unless said)
 SETTINGS = {
-    'plain sweeps 1/3/10 (session 1)': dict(iterations=(1, 3, 10, 10, 10, 10)),
+    'plain sweeps 1/3/10 (model 0.1.0)': dict(iterations=(1, 3, 10, 10, 10, 10)),
     'plain sweeps 2/4/20/40/60/60': dict(iterations=(2, 4, 20, 40, 60, 60)),
-    'heavy-ball 0.95, 1/4/20/40/60/60 (session 2 default graph)': dict(HEAVY_BALL, iterations=(1, 4, 20, 40, 60, 60)),
-    'heavy-ball 0.95, 30/60/100/100/100/100 (session 2 quality graph)': dict(HEAVY_BALL, iterations=(30, 60, 100, 100, 100, 100)),
+    'heavy-ball 0.95, 1/4/20/40/60/60 (model 0.2.0)': dict(HEAVY_BALL, iterations=(1, 4, 20, 40, 60, 60)),
+    'heavy-ball 0.95, 30/60/100/100/100/100 (0.2.0 quality graph)': dict(HEAVY_BALL, iterations=(30, 60, 100, 100, 100, 100)),
     'heavy-ball 0.95, 300 per level': dict(HEAVY_BALL, iterations=(300,) * 6),
-    'variance weights, CG 4/10/15/20/20/20 (phase 6 trained on it)': dict(CG, iterations=(4, 10, 15, 20, 20, 20)),
-    'variance weights, CG 6/30/20/20/20/20 (session 3 default graph)': dict(CG, iterations=(6, 30, 20, 20, 20, 20)),
-    'variance weights, CG 30/300/100/100/100/100 (session 3 quality graph)': dict(CG, iterations=(30, 300, 100, 100, 100, 100)),
+    'variance weights, CG 4/10/15/20/20/20 (training stage 6 ran on it)': dict(CG, iterations=(4, 10, 15, 20, 20, 20)),
+    'variance weights, CG 6/30/20/20/20/20 (model 0.3.0)': dict(CG, iterations=(6, 30, 20, 20, 20, 20)),
+    'variance weights, CG 30/300/100/100/100/100 (0.3.0 quality graph)': dict(CG, iterations=(30, 300, 100, 100, 100, 100)),
     'variance weights, CG 300 per level': dict(CG, iterations=(300,) * 6),
     'domain transform at half resolution, then CG 6/30': dict(CG, levels=1, top='domain_transform', iterations=(6, 30)),
-    'domain transform at half resolution, then CG 10/30 (session 4 default graph)':
+    'domain transform at half resolution, then CG 10/30 (model 0.4.0)':
         dict(CG, levels=1, top='domain_transform', iterations=(10, 30)),
     'domain transform at half resolution, then CG 20/40': dict(CG, levels=1, top='domain_transform', iterations=(20, 40)),
     'domain transform at half resolution, then CG 20/60': dict(CG, levels=1, top='domain_transform', iterations=(20, 60)),
     'domain transform at half resolution, then CG 30/100': dict(CG, levels=1, top='domain_transform', iterations=(30, 100)),
     'domain transform at half resolution, then CG 300/300': dict(CG, levels=1, top='domain_transform', iterations=(300, 300)),
     'domain transform at half resolution, reach 2^6, then CG 20/40': dict(DT, dt_steps=6),
-    # session 6: normalized convolution of first order (a weighted local plane per pixel)
+    # normalized convolution of first order (a weighted local plane per pixel)
     'first order, no clamp, then CG 20/40': dict(DT, dt_order=1, dt_clamp=1e6),
     'first order, clamp 1, then CG 20/40': dict(DT, dt_order=1),
     'first order, clamp 1, range 120, then CG 20/40': dict(DT, dt_order=1, dt_sigma_s=120.0),
-    'first order, clamp 1, range 120, reach 2^6, then CG 20/40 (phase 10 trained on it)': dict(FIRST_ORDER),
+    'first order, clamp 1, range 120, reach 2^6, then CG 20/40 (training stage 10 ran on it)': dict(FIRST_ORDER),
     'first order, clamp 1, range 120, reach 2^5, then CG 20/40': dict(FIRST_ORDER, dt_steps=5),
     'first order, clamp 1, range 120, reach 2^6, then CG 20/30': dict(FIRST_ORDER, iterations=(20, 30)),
     'first order, clamp 1, range 120, reach 2^6, then CG 15/40': dict(FIRST_ORDER, iterations=(15, 40)),
-    'first order, clamp 1, range 120, reach 2^6, two passes, then CG 20/40 (session 6 default graph)':
+    'first order, clamp 1, range 120, reach 2^6, two passes, then CG 20/40 (model 0.6.0, shipped)':
         dict(FIRST_ORDER, dt_passes=2),
     'first order, clamp 1, range 120, reach 2^6, two passes, then CG 15/40': dict(FIRST_ORDER, dt_passes=2,
                                                                                    iterations=(15, 40)),
@@ -65,18 +65,6 @@ PROTOCOLS = ('uniform@0.10', 'gradient@0.10')
 TWELVE = 'Baby3,Cloth4,Bowling1,Flowerpots,Midd1,Rocks1,Baby1,Cloth1,Lampshade1,Monopoly,Plastic,Wood1'
 ALL_2006 = ('Baby1,Baby2,Baby3,Bowling1,Bowling2,Cloth1,Cloth2,Cloth3,Cloth4,Flowerpots,Lampshade1,Lampshade2,'
             'Midd1,Midd2,Monopoly,Plastic,Rocks1,Rocks2,Wood1,Wood2')
-
-
-def prefill_method(prefill):
-    """``prefill`` (a ``PyramidPrefill``) with the interface of ``DepthInterpolator.interpolate``:
-    the same normalization, padding and cropping as the model."""
-    def interpolate(depth, mask, intensity):
-        prepared = prepare(depth, mask, intensity, 2 ** prefill.levels)
-        x = torch.from_numpy(prepared.tensor)
-        with torch.no_grad():
-            fill = prefill(x[:, 0:1], x[:, 1:2], x[:, 2:3]).numpy()
-        return finish(prepared, fill, np.ones_like(fill))[0]
-    return interpolate
 
 
 def save_gain_chart(path, table, names, protocol='gradient@0.10'):
@@ -130,7 +118,7 @@ def main(argv=None):
     torch.set_num_threads(2)
     scenes = ALL_2006 if args.scenes == 'all2006' else args.scenes
     frames = load_middlebury_frames(args.data, tuple(scenes.split(',')))
-    methods = {name: prefill_method(PyramidPrefill(**{'levels': 5, **options})) for name, options in SETTINGS.items()
+    methods = {name: prefill_only(PyramidPrefill(**{'levels': 5, **options})) for name, options in SETTINGS.items()
                if not args.only or any(text in name for text in args.only.split('|'))}
     results, _ = evaluate(frames, PROTOCOLS, methods)
     table = {name: {proto: {f: dict(psnr=results[proto][f][name]['all']['psnr'],

@@ -1,4 +1,4 @@
-"""The measurement scripts under scripts/ on tiny generated inputs (they time nothing here)."""
+"""The scripts under scripts/ and experiments/ on tiny generated inputs (they time nothing here)."""
 import importlib.util
 import json
 import os
@@ -7,11 +7,13 @@ import pytest
 
 from test_evaluate import _write_scene
 
-SCRIPTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'scripts')
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPTS = os.path.join(ROOT, 'scripts')
+EXPERIMENTS = os.path.join(ROOT, 'experiments')
 
 
-def _script(name):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(SCRIPTS, name + '.py'))
+def _script(name, folder=SCRIPTS):
+    spec = importlib.util.spec_from_file_location(name, os.path.join(folder, name + '.py'))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -43,7 +45,7 @@ def test_network_gain_bands_add_up_to_the_change_of_the_error(tiny_model_path, t
     for i, scene in enumerate(('SceneA', 'SceneB')):
         _write_scene(str(root / 'ThirdSize' / scene), seed=i)
     out = str(tmp_path / 'gain.json')
-    rc = _script('network_gain_by_distance').main(['--model', tiny_model_path, '--scenes', 'SceneA,SceneB',
+    rc = _script('network_gain_by_distance', EXPERIMENTS).main(['--model', tiny_model_path, '--scenes', 'SceneA,SceneB',
                                                    '--data', str(root), '--out', out])
     assert rc == 0
     with open(out) as f:
@@ -55,28 +57,6 @@ def test_network_gain_bands_add_up_to_the_change_of_the_error(tiny_model_path, t
         # mean squared error / peak^2 = 10^(-PSNR / 10): the bands split its change, in 1e-6 units
         total = 1e6 * (10 ** (-row['prefill_psnr'] / 10) - 10 ** (-row['model_psnr'] / 10))
         assert sum(row['bands'].values()) == pytest.approx(total, rel=1e-3, abs=1e-3)
-
-
-def test_choose_checkpoint_validates_on_the_scenes_training_held_out(tmp_path, capsys):
-    from ros2_depth_interp.learning import train
-    root = tmp_path / 'middlebury'
-    for i, scene in enumerate(('Alpha', 'Beta', 'Gamma')):
-        _write_scene(str(root / 'ThirdSize' / scene), seed=i)
-    out = str(tmp_path / 'run')
-    assert train.main(['--out', out, '--preset', 'tiny', '--sources', 'middlebury', '--middlebury', str(root),
-                       '--val-scenes', 'Beta,Gamma', '--crop', '32x32', '--batch', '2', '--workers', '0',
-                       '--steps', '1', '--val-samples', '1', '--threads', '1']) == 0
-    checkpoint = os.path.join(out, 'last.pt')
-    choose = _script('choose_checkpoint')
-    assert choose.held_out_scenes(checkpoint) == ('Beta', 'Gamma')
-    capsys.readouterr()
-    assert choose.main([checkpoint, '--data', str(root), '--prefill']) == 0
-    rows = [line for line in capsys.readouterr().out.splitlines()
-            if line.startswith('| ') and not line.startswith('| checkpoint |')]
-    assert len(rows) == 2                          # the pre-fill and the checkpoint
-    for row in rows:
-        cells = row.strip('| ').split(' | ')[1:-1]  # one cell per protocol: 'mean (Beta/Gamma)'
-        assert len(cells) == 3 and all(cell.split('(')[1].count('/') == 1 for cell in cells)
 
 
 def _shipped_training_phases():
@@ -146,8 +126,8 @@ def test_prefill_table_writes_numbers_a_chart_and_pictures(tmp_path, capsys):
     root = tmp_path / 'middlebury'
     for i, scene in enumerate(('Alpha', 'Beta')):
         _write_scene(str(root / 'ThirdSize' / scene), seed=i)
-    table = _script('prefill_table')
-    only = 'domain transform at half resolution, then CG 20/40|session 6 default graph'
+    table = _script('prefill_table', EXPERIMENTS)
+    only = 'domain transform at half resolution, then CG 20/40|model 0.6.0, shipped'
     out = str(tmp_path / 'prefill.json')
     assert table.main(['--scenes', 'Alpha,Beta', '--data', str(root), '--only', only, '--out', out,
                        '--figure-scenes', 'Beta']) == 0
@@ -165,8 +145,8 @@ def test_prefill_table_writes_numbers_a_chart_and_pictures(tmp_path, capsys):
 
 def test_prefill_table_row_named_the_default_graph_is_the_default_presets_prefill():
     from ros2_depth_interp.learning.model import PyramidPrefill, build_model
-    settings = _script('prefill_table').SETTINGS
-    (options,) = [v for k, v in settings.items() if 'session 6 default graph' in k]
+    settings = _script('prefill_table', EXPERIMENTS).SETTINGS
+    (options,) = [v for k, v in settings.items() if 'model 0.6.0, shipped' in k]
     row, default = PyramidPrefill(**{'levels': 5, **options}), build_model('default').prefill
     names = [k for k in vars(default) if not k.startswith('_') and k != 'training']
     assert names and {k: getattr(row, k) for k in names} == {k: getattr(default, k) for k in names}

@@ -8,6 +8,8 @@ import json
 import os
 
 from ..core.inference import FORMAT_TAG, ModelLoadError
+from ..core.preprocess import finish, prepare
+
 
 class TorchBackend:
     """The network of ``<model>.pt`` (beside the ONNX file) run by PyTorch, on CUDA when present."""
@@ -51,3 +53,18 @@ class TorchBackend:
 def backend_named(name, model_path):
     """The ``backend`` parameter's value as DepthInterpolator takes it: 'onnx', or a TorchBackend."""
     return TorchBackend(model_path) if name == 'torch' else name
+
+
+def prefill_only(prefill):
+    """The parameter-free pre-fill alone (a ``PyramidPrefill``, no network) with the call of
+    ``DepthInterpolator.interpolate``: the same normalization, padding and cropping as the model."""
+    import numpy as np
+    import torch
+
+    def interpolate(depth, mask, intensity):
+        prepared = prepare(depth, mask, intensity, 2 ** prefill.levels)
+        x = torch.from_numpy(prepared.tensor)
+        with torch.no_grad():
+            fill = prefill(x[:, 0:1], x[:, 1:2], x[:, 2:3]).numpy()
+        return finish(prepared, fill, np.ones_like(fill))[0]
+    return interpolate

@@ -1,0 +1,33 @@
+"""``depth_interp choose`` on generated scenes: it validates on the scenes training held out."""
+import os
+
+from test_evaluate import _write_scene
+
+from ros2_depth_interp.learning import choose_checkpoint as choose
+from ros2_depth_interp.tools import cli
+
+
+def test_choose_checkpoint_validates_on_the_scenes_training_held_out(tmp_path, capsys):
+    from ros2_depth_interp.learning import train
+    root = tmp_path / 'middlebury'
+    for i, scene in enumerate(('Alpha', 'Beta', 'Gamma')):
+        _write_scene(str(root / 'ThirdSize' / scene), seed=i)
+    out = str(tmp_path / 'run')
+    assert train.main(['--out', out, '--preset', 'tiny', '--sources', 'middlebury', '--middlebury', str(root),
+                       '--val-scenes', 'Beta,Gamma', '--crop', '32x32', '--batch', '2', '--workers', '0',
+                       '--steps', '1', '--val-samples', '1', '--threads', '1']) == 0
+    checkpoint = os.path.join(out, 'last.pt')
+    assert choose.held_out_scenes(checkpoint) == ('Beta', 'Gamma')
+    capsys.readouterr()
+    assert cli.main(['choose', checkpoint, '--data', str(root), '--prefill']) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines()
+            if line.startswith('| ') and not line.startswith('| checkpoint |')]
+    assert len(rows) == 2                          # the pre-fill and the checkpoint
+    for row in rows:
+        cells = row.strip('| ').split(' | ')[1:-1]  # one cell per protocol: 'mean (Beta/Gamma)'
+        assert len(cells) == 3 and all(cell.split('(')[1].count('/') == 1 for cell in cells)
+
+
+def test_choose_is_listed_by_depth_interp_help(capsys):
+    assert cli.main(['--help']) == 0
+    assert 'choose' in capsys.readouterr().out
