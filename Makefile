@@ -9,12 +9,14 @@ STAMP := $(VENV)/.installed
 venv: $(STAMP)
 
 # torch is pinned to the CPU build that pip finds on this machine's disk (training/export only).
-$(STAMP): requirements.txt setup.py
+# scripts/ros_interfaces.sh: colcon, then lsd_slam_msgs and tf2_msgs (from ../shared when there) into the venv.
+$(STAMP): requirements.txt setup.py scripts/ros_interfaces.sh lsd_slam_msgs/package.xml $(wildcard lsd_slam_msgs/msg/*.msg)
 	$(PY) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip
 	$(VPY) -m pip install -q torch==2.13.0
 	$(VPY) -m pip install -q -r requirements.txt
 	$(VPY) -m pip install -q --no-deps -e .
+	scripts/ros_interfaces.sh all $(VENV)
 	touch $(STAMP)
 
 demo: $(STAMP)
