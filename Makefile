@@ -4,7 +4,7 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test bench eval train export train-shipped clean
+.PHONY: venv demo overview test bench eval train export train-shipped clean
 
 venv: $(STAMP)
 
@@ -21,6 +21,10 @@ $(STAMP): requirements.txt setup.py scripts/ros_interfaces.sh lsd_slam_msgs/pack
 
 demo: $(STAMP)
 	$(VENV)/bin/depth_interp demo $(DEMO_ARGS)
+
+# The README's picture: the demo's figure1.png above a rendering of its cloud.ply.
+overview: demo
+	cp out/demo/overview.png docs/images/overview.png
 
 test: $(STAMP)
 	$(VPY) -m pytest -q test $(TEST_ARGS)

@@ -174,3 +174,64 @@ def save_grouped_bars(path, groups, series, ylabel, title=None, legend_title=Non
         os.makedirs(folder, exist_ok=True)
     fig.savefig(path, dpi=100)
     return path
+
+
+def render_cloud(cloud, width=960, height=420, yaw_deg=-35.0, pitch_deg=-25.0, point_size=3):
+    """A point cloud (N, 4: x, y, z, intensity in the camera frame: x right, y down, z forward) seen
+    from a virtual camera turned by ``yaw_deg`` about the vertical and ``pitch_deg`` about the
+    horizontal axis through the cloud's median point -> RGB uint8 (height, width, 3).
+
+    Colour: depth (turbo, the colour of the depth panels) shaded by the point's intensity. Points are
+    painted far to near, so nearer ones hide farther ones. NaN points are skipped."""
+    points = np.asarray(cloud, dtype=np.float64).reshape(-1, 4)
+    points = points[np.isfinite(points[:, :3]).all(axis=1)]
+    image = np.full((height, width, 3), 255, np.uint8)
+    if len(points) == 0:
+        return image
+    xyz = points[:, :3] - np.median(points[:, :3], axis=0)
+    yaw, pitch = np.radians(yaw_deg), np.radians(pitch_deg)
+    turn = np.array([[np.cos(yaw), 0.0, np.sin(yaw)], [0.0, 1.0, 0.0], [-np.sin(yaw), 0.0, np.cos(yaw)]])
+    tilt = np.array([[1.0, 0.0, 0.0], [0.0, np.cos(pitch), -np.sin(pitch)], [0.0, np.sin(pitch), np.cos(pitch)]])
+    view = xyz @ (tilt @ turn).T
+    view[:, 2] += 2.5 * np.percentile(np.linalg.norm(xyz, axis=1), 95) + 1e-6
+    keep = view[:, 2] > 1e-6
+    view, points = view[keep], points[keep]
+    u, v = view[:, 0] / view[:, 2], view[:, 1] / view[:, 2]
+    lo_u, hi_u = u.min(), u.max()
+    lo_v, hi_v = v.min(), v.max()
+    scale = 0.94 * min(width / max(hi_u - lo_u, 1e-9), height / max(hi_v - lo_v, 1e-9))
+    col = np.round((u - (lo_u + hi_u) / 2) * scale + width / 2).astype(np.int64)
+    row = np.round((v - (lo_v + hi_v) / 2) * scale + height / 2).astype(np.int64)
+    vmin, vmax = colour_range(points[:, 2])
+    colour = colorize(points[:, 2].reshape(1, -1), vmin, vmax)[0].astype(np.float32)
+    shade = 0.45 + 0.55 * np.clip(points[:, 3] / 255.0, 0.0, 1.0)
+    colour = (colour * shade[:, None]).astype(np.uint8)
+    order = np.argsort(-view[:, 2])            # far first, near last (painted on top)
+    for dr in range(point_size):
+        for dc in range(point_size):
+            r, c = row[order] + dr - point_size // 2, col[order] + dc - point_size // 2
+            inside = (r >= 0) & (r < height) & (c >= 0) & (c < width)
+            image[r[inside], c[inside]] = colour[order][inside]
+    return image
+
+
+def overview_array(figure1_rgb, cloud, caption='organized point cloud (points), seen from the side'):
+    """One picture of the product: a Figure-1 image (input, output, truth) above a rendering of the
+    frame's point cloud at the same width, with a caption. Returns RGB uint8."""
+    width = figure1_rgb.shape[1]
+    cloud_rgb = render_cloud(cloud, width=width, height=int(round(width * 0.36)))
+    cv2.putText(cloud_rgb, caption, (12, 28), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (0, 0, 0), 1, cv2.LINE_AA)
+    return np.vstack([np.asarray(figure1_rgb, np.uint8)[..., :3], cloud_rgb])
+
+
+def save_overview(path, figure1_png, ply_path):
+    """:func:`overview_array` from a saved Figure-1 PNG and a PLY cloud (what ``depth_interp demo``
+    writes), written to ``path``; returns the path."""
+    from ..core.geometry import read_ply
+    figure = cv2.cvtColor(cv2.imread(os.fspath(figure1_png), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    folder = os.path.dirname(os.fspath(path))
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+    cv2.imwrite(os.fspath(path), cv2.cvtColor(overview_array(figure, read_ply(ply_path)), cv2.COLOR_RGB2BGR),
+                [cv2.IMWRITE_PNG_COMPRESSION, 9])
+    return path

@@ -9,6 +9,8 @@ per-stage latency and rates and the end-to-end latency, and writes to ``--out`` 
 - ``figure1.png``: intensity | semi-dense input | dense output | nearest-neighbour fill | ground
   truth for one frame, like Figure 1 of the paper (``figures.py``), and ``confidence.png`` for it;
 - ``cloud.ply``: the point cloud of that frame as the node published it;
+- ``overview.png``: ``figure1.png`` above a rendering of ``cloud.ply`` (``figures.save_overview``;
+  the README's picture, ``make overview`` copies it to docs/images/);
 - ``metrics.json``: RMSE / MAE / REL / delta1 of the dense output against the ground truth on the
   pixels the input did not know, and the same for a nearest-neighbour fill of the same input, over
   every frame the node processed.
@@ -261,6 +263,10 @@ def main(argv=None):
                     for name, image in (('dense output (node)', dense[k]), ('nearest-neighbour fill', fill))}
         title = '%s, frame %d; model %s' % (source, index, label)
         figure1(os.path.join(args.out, 'figure1.png'), frame, dense[k], confidence[k], title, fill, captions)
+        if os.path.isfile(os.path.join(args.out, 'cloud.ply')):
+            from ..evaluation.figures import save_overview
+            save_overview(os.path.join(args.out, 'overview.png'), os.path.join(args.out, 'figure1.png'),
+                          os.path.join(args.out, 'cloud.ply'))
     with open(os.path.join(args.out, 'metrics.json'), 'w') as f:
         json.dump(_finite(report), f, indent=1)
 
@@ -272,7 +278,7 @@ def main(argv=None):
               _fmt(nearest_metrics.get('rmse', float('nan'))), _fmt(nearest_metrics.get('rel', float('nan'))),
               _fmt(nearest_metrics.get('delta1', float('nan')))))
     written = [os.path.join(args.out, name) for name in ('figure1.png', 'confidence.png', 'cloud.ply',
-                                                         'metrics.json')]
+                                                         'overview.png', 'metrics.json')]
     print('demo: wrote %s (%s points in the cloud) in %.0f s'
           % (', '.join(p for p in written if os.path.exists(p)), ply.get('points', 0), time.perf_counter() - started))
     return 0
