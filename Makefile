@@ -32,6 +32,10 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(VENV)/bin/depth_interp bench $(BENCH_ARGS)
 
+# the model alone, side by side with colorization (and --compare models): out/bench/model_only.*
+bench-model: $(STAMP)
+	$(VENV)/bin/depth_interp bench --model-only $(BENCH_ARGS)
+
 eval: $(STAMP)
 	$(VENV)/bin/depth_interp eval $(EVAL_ARGS)
 

@@ -19,27 +19,6 @@ def _script(name, folder=SCRIPTS):
     return module
 
 
-def test_compare_graphs_times_every_graph_at_every_size(tiny_model_path, tmp_path, capsys):
-    out = str(tmp_path / 'times.json')
-    rc = _script('compare_graphs').main(['a=' + tiny_model_path, 'b=' + tiny_model_path,
-                                         '--sizes', '20x30,17x23', '--rounds', '2', '--out', out])
-    assert rc == 0
-    with open(out) as f:
-        report = json.load(f)
-    assert set(report['times']) == {'30x20 a', '30x20 b', '23x17 a', '23x17 b'}
-    for row in report['times'].values():
-        assert row['n'] == 2 and 0 < row['min_ms'] <= row['p50_ms']
-    assert report['graphs'] == {'a': tiny_model_path, 'b': tiny_model_path}
-    assert '| 23x17 b |' in capsys.readouterr().out
-    assert os.path.isfile(str(tmp_path / 'times.png'))
-
-
-def test_compare_graphs_refuses_a_missing_file(tmp_path):
-    with pytest.raises(SystemExit) as exc:
-        _script('compare_graphs').main(['a=' + str(tmp_path / 'missing.onnx')])
-    assert exc.value.code == 2
-
-
 def test_network_gain_bands_add_up_to_the_change_of_the_error(tiny_model_path, tmp_path):
     root = tmp_path / 'middlebury'
     for i, scene in enumerate(('SceneA', 'SceneB')):

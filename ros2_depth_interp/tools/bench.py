@@ -20,7 +20,8 @@ node's per-stage times (convert, normalize, infer, cloud, publish, total), overh
 inference (p50), node CPU % (mean over the replay, 100 % = one core) and peak RSS, latency trend
 (ms per minute) and, for ``--soak``, memory growth after warm-up. Writes ``bench.json``,
 ``bench.md``, ``latency.png`` and ``rss.png`` under ``--out`` (``soak.*`` for ``--soak``).
-``--no-ros`` times the ROS-free path only (``bench_device``).
+``--no-ros`` times the ROS-free path only (``bench_device``); ``--model-only`` times the model side by
+side with other models and the classical baselines, with its graph and operator profile (``bench_model``).
 """
 import argparse
 import json
@@ -576,6 +577,9 @@ def parse_args(argv=None):
     p.add_argument('--out', default='out/bench', help='output folder')
     p.add_argument('--no-ros', action='store_true', help='only time inference + cloud without ROS (bench_device)')
     p.add_argument('--backends', default='onnx', help='--no-ros backends: onnx,torch')
+    p.add_argument('--model-only', action='store_true',
+                   help='time the model alone, side by side with --compare models and colorization, with its '
+                        'operator profile (bench_model; see depth_interp bench --model-only --help)')
     args = p.parse_args(argv)
     try:
         args.sizes = [_size(s) for s in args.sizes.split(',') if s.strip()]
@@ -601,6 +605,10 @@ def _paced_rate(row, rate):
 
 
 def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if '--model-only' in argv:
+        from . import bench_model
+        return bench_model.main([a for a in argv if a != '--model-only'])
     args = parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
     model, model_note = resolve_model(args.model, args.out)
