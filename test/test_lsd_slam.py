@@ -264,7 +264,7 @@ def interpolator(tiny_model_path):
 
 
 @pytest.mark.parametrize('ros1', [True, False], ids=['ros1', 'rosbag2'])
-def test_keyframe_bag_gives_depth_in_keyframe_scale_and_cloud_with_its_intrinsics(tmp_path, interpolator, ros1):
+def test_keyframe_bag_gives_world_scale_depth_and_cloud_with_its_intrinsics(tmp_path, interpolator, ros1):
     src = write_keyframe_bag(tmp_path / ('kf.bag' if ros1 else 'kf'), ros1)
     dst = tmp_path / 'out'
     job = BagJob(str(src), str(dst), keyframe_topic=KF_TOPIC, values=params.defaults())
@@ -299,8 +299,8 @@ def test_keyframe_bag_gives_depth_in_keyframe_scale_and_cloud_with_its_intrinsic
         kf = make_keyframe(idepth, var, grey, scale=SCALE)
         measured = valid_mask(kf)
         assert measured.sum() > 500
-        # depth = 1 / inverse depth, in the keyframe's own scale (not multiplied by the map scale)
-        np.testing.assert_allclose(dense[measured], depth[measured], rtol=0.05)
+        # depth = Sim(3) scale / inverse depth: world scale, as the live node publishes it
+        np.testing.assert_allclose(dense[measured], SCALE * depth[measured], rtol=0.05)
         cloud = np.frombuffer(bytes(cloud_msg.data), '<f4').reshape(H, W, 4)
         assert (cloud_msg.height, cloud_msg.width, cloud_msg.is_dense) == (H, W, False)
         np.testing.assert_allclose(cloud[:, :, 2], dense, rtol=1e-6)

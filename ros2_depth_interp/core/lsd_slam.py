@@ -206,14 +206,21 @@ def seconds_to_stamp(seconds: float):
     return sec, nanosec
 
 
-def _field(msg, name):
-    if isinstance(msg, dict):
-        return msg[name]
-    return getattr(msg, name)
+def _field(msg, name, *other_names):
+    """Field ``name`` of a message object or dict; ``other_names`` are tried when it is missing
+    (the ROS 2 spelling of ``lsd_slam_msgs/Keyframe``: ``is_keyframe``, ``cam_to_world``)."""
+    for candidate in (name,) + other_names:
+        if isinstance(msg, dict):
+            if candidate in msg:
+                return msg[candidate]
+        elif hasattr(msg, candidate):
+            return getattr(msg, candidate)
+    raise KeyError('message has no field %s' % ' or '.join((name,) + other_names))
 
 
 def decode_keyframe(msg: Any) -> Keyframe:
-    """Decode a keyframe message (any object or dict with the message's field names).
+    """Decode a keyframe message (any object or dict with the field names of
+    ``lsd_slam_viewer/keyframeMsg`` or of its ROS 2 twin ``lsd_slam_msgs/Keyframe``).
 
     Raises ``KeyframeError`` when the pointcloud is empty (LSD-SLAM publishes pose-only updates)
     or its size is not ``width * height * 12`` bytes. The arrays are copies, so the message buffer
@@ -236,11 +243,11 @@ def decode_keyframe(msg: Any) -> Keyframe:
                                                              POINT_BYTES, expected))
     records = raw.view(POINT_DTYPE).reshape(height, width)
     try:
-        pose = Sim3.from_array(_field(msg, 'camToWorld'))
+        pose = Sim3.from_array(_field(msg, 'camToWorld', 'cam_to_world'))
     except ValueError as exc:
         raise KeyframeError(KEYFRAME_BAD_SIZE, 'keyframe %d: %s' % (kf_id, exc)) from None
     return Keyframe(
-        id=kf_id, time=float(_field(msg, 'time')), is_keyframe=bool(_field(msg, 'isKeyframe')),
+        id=kf_id, time=float(_field(msg, 'time')), is_keyframe=bool(_field(msg, 'isKeyframe', 'is_keyframe')),
         cam_to_world=pose,
         fx=float(_field(msg, 'fx')), fy=float(_field(msg, 'fy')),
         cx=float(_field(msg, 'cx')), cy=float(_field(msg, 'cy')),

@@ -131,6 +131,51 @@ PARAMS: Tuple[ParamSpec, ...] = (
     ParamSpec('reliable_outputs', False, BOOL,
               'Publish outputs with RELIABLE QoS (RViz2 subscribes reliable and shows nothing '
               'from a best-effort publisher). false = sensor-data (best effort) QoS.'),
+    # --- LSD-SLAM keyframes (docs/lsd_slam.md) ---------------------------------------------------
+    ParamSpec('keyframe_topic', '', STRING,
+              "LSD-SLAM keyframes (lsd_slam_msgs/Keyframe, reliable), e.g. /lsd_slam/keyframes. Each one "
+              "is densified and published at world scale on /lsd_slam/dense_depth, dense_confidence, "
+              "points, with its pose on /tf and /lsd_slam/keyframe_pose. '' = off."),
+    ParamSpec('liveframe_topic', '', STRING,
+              "LSD-SLAM live frames (lsd_slam_msgs/Keyframe, pose only), e.g. /lsd_slam/liveframes: "
+              "their pose goes out on /tf (world_frame -> liveframe_frame_id) and /lsd_slam/live_pose. "
+              "'' = off."),
+    ParamSpec('graph_topic', '', STRING,
+              "LSD-SLAM pose graph (lsd_slam_msgs/KeyframeGraph), e.g. /lsd_slam/graph: optimized "
+              "keyframe poses re-pose the dense map. '' = off."),
+    ParamSpec('keyframe_frame_id', 'lsd_slam_camera', STRING,
+              'frame_id of the keyframe outputs (the keyframe camera; /tf child frame).'),
+    ParamSpec('liveframe_frame_id', 'lsd_slam_live_camera', STRING,
+              'frame_id of the live camera pose (/tf child frame).'),
+    ParamSpec('world_frame', 'world', STRING,
+              'The SLAM world frame: /tf parent frame and frame_id of /lsd_slam/points_map.'),
+    ParamSpec('publish_map', True, BOOL,
+              'Publish /lsd_slam/points_map (transient local, reliable): the dense keyframe clouds '
+              'so far in world_frame, voxel-filtered, re-posed by graph updates.'),
+    ParamSpec('map_voxel_size', 0.05, DOUBLE,
+              'Voxel edge of the map filter (world units; one averaged point per voxel). 0 = no filter.',
+              value_range=(0.0, 100.0)),
+    ParamSpec('map_publish_period', 2.0, DOUBLE,
+              'At most one /lsd_slam/points_map per this many seconds, only when it changed.',
+              value_range=(0.1, 3600.0)),
+    ParamSpec('map_max_keyframes', 0, INTEGER,
+              'Keyframes kept in the map (the oldest go first). 0 = all.',
+              value_range=(0, 1000000)),
+    ParamSpec('max_scaled_depth_variance', 1e-3, DOUBLE,
+              "Keyframe pixel filter (LSD-SLAM viewer scaledDepthVarTH): largest depth variance "
+              "var_q / q^4 in the keyframe's scale.",
+              value_range=(1e-12, 1e12), runtime=True),
+    ParamSpec('max_abs_depth_variance', 1e-1, DOUBLE,
+              'Keyframe pixel filter (viewer absDepthVarTH): largest depth variance in world scale '
+              '(the above times the Sim(3) scale squared).',
+              value_range=(1e-12, 1e12), runtime=True),
+    ParamSpec('min_near_support', 7, INTEGER,
+              'Keyframe pixel filter (viewer minNearSupport): similar neighbours needed in the 3x3 '
+              'neighbourhood (itself included). 0 or 1 = off.',
+              value_range=(0, 9), runtime=True),
+    ParamSpec('max_inverse_depth_variance', 0.0, DOUBLE,
+              'Keyframe pixel filter: largest inverse-depth variance var_q. 0 = no limit.',
+              value_range=(0.0, 1e12), runtime=True),
     # --- diagnostics and logging -----------------------------------------------------------------
     ParamSpec('diagnostics_period', 1.0, DOUBLE,
               'Seconds between /diagnostics messages.',

@@ -17,9 +17,10 @@ set is processed (the node keeps only the newest one while it is busy); the last
 flushed at the end of the bag (the live synchronizer would wait for a newer message); the first
 valid ``camera_info`` in the bag is used from the first frame on, even if it was recorded later.
 
-LSD-SLAM's own ``keyframeMsg`` (``--lsd-keyframes``) needs no pairing: each keyframe is decoded
-(``lsd_slam.py``), filtered like the LSD-SLAM viewer does, interpolated as inverse depth and
-written in the keyframe's own scale with the keyframe's intrinsics.
+LSD-SLAM's own ``keyframeMsg`` (``--lsd-keyframes``) needs no pairing: each keyframe goes through
+``keyframes.KeyframeProcessor``, the code the live node runs: decoded (``lsd_slam.py``), filtered
+like the LSD-SLAM viewer does, interpolated as inverse depth and written at world scale (depth
+times the keyframe's Sim(3) scale) in the keyframe camera frame, with the keyframe's intrinsics.
 
 Streaming: messages are read one at a time and written as they come, so memory stays constant
 whatever the length of the bag (the synchronizer holds at most ``sync_queue_size`` messages per
@@ -48,6 +49,7 @@ import numpy as np
 
 from ..core import encodings, lsd_slam, params
 from ..core.geometry import POINT_FIELDS, POINT_STEP
+from ..core.keyframes import KeyframeProcessor
 from ..core.pipeline import FrameError, FrameProcessor, PipelineConfig, fallback_intrinsics, intrinsics_for_size
 
 __all__ = ['BagJob', 'BagSummary', 'StreamStats', 'BagConfigError', 'BagReadError',
@@ -484,9 +486,8 @@ class _BagRun:
     def make_processors(self):
         config = PipelineConfig.from_params(self.values)
         self.frame_processor = FrameProcessor(self.interpolator, config)
-        # Keyframes always hold inverse depth and come with their own validity mask.
-        self.keyframe_processor = FrameProcessor(
-            self.interpolator, config.with_changes(input_inverse_depth=True, use_mask=True))
+        # The live node's keyframe code: inverse depth, the viewer's filter, world scale.
+        self.keyframe_processor = KeyframeProcessor(self.interpolator, config, self.job.keyframe_filter)
         if self.frame_topics:
             from ..core.sync import ApproximateTimeSynchronizer
             self.sync = ApproximateTimeSynchronizer(
@@ -614,13 +615,9 @@ class _BagRun:
                                % (exc.reason_key, exc.message))
             return
         stats.sets += 1
-        valid = lsd_slam.valid_mask(keyframe, self.job.keyframe_filter)
-        intrinsics = keyframe.intrinsics
         try:
-            result = self.keyframe_processor.process(
-                keyframe.inverse_depth, '32FC1', keyframe.intensity, 'mono8',
-                valid.view(np.uint8), intrinsics, mask_encoding='mono8')
-        except FrameError as exc:
+            result = self.keyframe_processor.process(keyframe).result
+        except (FrameError, lsd_slam.KeyframeError) as exc:
             stats.dropped[exc.reason_key] += 1
             self.reporter.warn('keyframe_' + exc.reason_key, 'dropped keyframe %d (time %.6f) [%s]: %s'
                                % (keyframe.id, keyframe.time, exc.reason_key, exc.message))
