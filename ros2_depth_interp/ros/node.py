@@ -41,6 +41,7 @@ from .ros_msgs import MessageCache
 from ..core.stats import NodeStats
 from ..core.sync import LatestSetMailbox
 from .input_sync import make_synchronizer
+from . import keyframe_input
 
 EXIT_CONFIG_ERROR = 2
 TIME_JUMP_NS = 1_000_000_000   # stamps going back further than this reset the synchronizer
@@ -169,6 +170,12 @@ class DepthInterpNode(Node):
         self.pub_confidence = self.create_publisher(Image, 'dense_confidence', out_qos)
         self.pub_points = self.create_publisher(PointCloud2, 'points', out_qos)
         self.pub_diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self._keyframes = None   # the LSD-SLAM keyframe path (ros/keyframe_input.py), when configured
+        if keyframe_input.wanted(self.values):
+            try:
+                self._keyframes = keyframe_input.KeyframeInput(self, self.interpolator, self.values, out_qos)
+            except keyframe_input.KeyframeSetupError as exc:
+                raise ConfigError(str(exc)) from None
 
         self._subscriptions_by_topic = {}
         for index in range(n_inputs):
@@ -258,6 +265,8 @@ class DepthInterpNode(Node):
         self.values = values
         self.processor.config = PipelineConfig.from_params(values)  # swapped whole, between frames
         self._throttle.period_s = float(values['log_throttle_sec'])
+        if self._keyframes is not None:
+            self._keyframes.apply_values(values)
         self.get_logger().info('parameters changed: %s' % ', '.join(
             '%s=%r' % item for item in sorted(changes.items())))
 
@@ -464,6 +473,9 @@ class DepthInterpNode(Node):
 
     # --- shutdown ------------------------------------------------------------------------------------
     def _stop_worker(self):
+        keyframes = getattr(self, '_keyframes', None)
+        if keyframes is not None:
+            keyframes.stop()
         stop = getattr(self, '_stop', None)
         if stop is None:
             return
