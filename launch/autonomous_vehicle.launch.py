@@ -6,13 +6,16 @@ Camera ``<cam>`` reads ``/<cam>/semi_dense_depth``, ``/<cam>/mask``, ``/<cam>/im
 ``/<cam>/camera_info`` and publishes ``/<cam>/dense_depth``, ``/<cam>/dense_confidence`` and
 ``/<cam>/points``. config/autonomous_vehicle.yaml holds the shared range limits and decimation and
 the per-camera overrides (it keys on /<cam>/depth_interp). To run on a GPU-less computer, pass
-``providers`` in your own params file; to add a camera, add its name to CAMERAS.
+``providers`` in your own params file; to add a camera, add its name to CAMERAS. Each node gets the
+shipped large-SHM Fast DDS profile unless the environment already names one.
 """
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
+
+from ros2_depth_interp.ros.ros_env import shipped_profile_env
 
 PACKAGE = 'ros2_depth_interp'
 CAMERAS = ('front', 'left', 'right')
@@ -26,6 +29,8 @@ def camera_node(camera, params_file):
         namespace=camera,
         parameters=[params_file],
         remappings=[('image', 'image_rect')],
+        # the large-SHM Fast DDS profile, under the variable this Fast DDS reads (unless one is set)
+        additional_env=shipped_profile_env(override=False),
         output='screen',
         emulate_tty=True,
     )

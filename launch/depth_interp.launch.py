@@ -6,12 +6,15 @@
 
 Every argument has a default, so ``ros2 launch ros2_depth_interp depth_interp.launch.py`` alone runs
 the node with its built-in defaults and the shipped model, subscribed to the relative topics
-semi_dense_depth, image, mask and camera_info.
+semi_dense_depth, image, mask and camera_info. The node gets the shipped large-SHM Fast DDS profile
+unless the environment already names one.
 """
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
+
+from ros2_depth_interp.ros.ros_env import shipped_profile_env
 
 PACKAGE = 'ros2_depth_interp'
 
@@ -51,6 +54,8 @@ def _node(context):
             ('camera_info', arg('camera_info_topic')),
         ],
         arguments=['--ros-args', '--log-level', arg('log_level')],
+        # the large-SHM Fast DDS profile, under the variable this Fast DDS reads (unless one is set)
+        additional_env=shipped_profile_env(override=False),
         output='screen',
         emulate_tty=True,
     )]

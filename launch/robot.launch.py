@@ -6,7 +6,8 @@ LSD-SLAM estimates inverse depth at keyframes; a bridge (for example ``depth_int
 recordings, or a small republisher in the SLAM process) publishes it as a 32FC1 image that is 0
 wherever the SLAM has no estimate. config/robot.yaml tells the node it is inverse depth and that
 no separate mask is needed. Topic names default to a typical LSD-SLAM setup and can be changed with
-the launch arguments.
+the launch arguments. Both nodes get the shipped large-SHM Fast DDS profile unless the environment
+already names one.
 """
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
@@ -15,6 +16,8 @@ from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
+from ros2_depth_interp.ros.ros_env import shipped_profile_env
+
 PACKAGE = 'ros2_depth_interp'
 
 
@@ -22,6 +25,7 @@ def generate_launch_description():
     share = FindPackageShare(PACKAGE)
     params_file = PathJoinSubstitution([share, 'config', 'robot.yaml'])
     rviz_config = PathJoinSubstitution([share, 'config', 'depth_interp.rviz'])
+    profile_env = shipped_profile_env(override=False)
     return LaunchDescription([
         DeclareLaunchArgument('namespace', default_value='',
                               description='Namespace of the node and its outputs.'),
@@ -43,6 +47,8 @@ def generate_launch_description():
             # reliable_outputs is forced on whatever the params file says: RViz2 shows nothing
             # from a best-effort publisher.
             parameters=[LaunchConfiguration('params_file'), {'reliable_outputs': True}],
+            # the large-SHM Fast DDS profile, under the variable this Fast DDS reads (unless one is set)
+            additional_env=profile_env,
             remappings=[
                 ('semi_dense_depth', LaunchConfiguration('depth_topic')),
                 ('image', LaunchConfiguration('image_topic')),
@@ -57,6 +63,7 @@ def generate_launch_description():
             name='rviz2',
             arguments=['-d', rviz_config],
             condition=IfCondition(LaunchConfiguration('rviz')),
+            additional_env=profile_env,
             output='screen',
         ),
     ])
