@@ -3,7 +3,7 @@ import os
 
 from test_evaluate import _write_scene
 
-from ros2_depth_interp.learning import choose_checkpoint as choose
+from ros2_depth_interp.evaluation import choose_checkpoint as choose
 from ros2_depth_interp.tools import cli
 
 

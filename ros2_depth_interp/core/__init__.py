@@ -12,5 +12,6 @@ Needs numpy, OpenCV and ONNX Runtime only; never rclpy, torch, or the ``ros``, `
 - ``params``: every node parameter declared once, with its validation;
 - ``stats``: counters, rates and per-stage latency for diagnostics;
 - ``resources``: where the shipped model, configs and launch files are;
-- ``lsd_slam``: decoding LSD-SLAM keyframe messages and filtering their points.
+- ``lsd_slam``: decoding LSD-SLAM keyframe messages and filtering their points;
+- ``keyframes``: LSD-SLAM keyframes to dense world-scale depth, clouds and a dense map.
 """

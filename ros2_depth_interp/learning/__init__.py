@@ -7,6 +7,6 @@
 - ``datasets``: readers of real depth data sets and the training sampler;
 - ``synthetic``: procedural indoor scenes (depth, intensity, intrinsics) with no files;
 - ``masks``: semi-dense masks (gradient-adaptive, uniform, LSD-SLAM-like) made from dense depth;
-- ``torch_backend``: ``TorchBackend``, the same weights run by PyTorch for ``DepthInterpolator``;
-- ``choose_checkpoint``: ``depth_interp choose``, checkpoints scored on the validation scenes.
+- ``torch_backend``: ``TorchBackend``, the same weights run by PyTorch for ``DepthInterpolator``,
+  and the pre-fill alone with the same call.
 """

@@ -7,7 +7,7 @@ COMMANDS = {
     'demo': ('ros2_depth_interp.tools.demo', 'replay the bundled synthetic sequence through the node over real DDS'),
     'train': ('ros2_depth_interp.learning.train', 'train the network (perceptual loss, Adam, checkpoints)'),
     'export': ('ros2_depth_interp.learning.export', 'export a checkpoint to ONNX and check it against torch'),
-    'choose': ('ros2_depth_interp.learning.choose_checkpoint', 'score checkpoints on the validation scenes to pick one'),
+    'choose': ('ros2_depth_interp.evaluation.choose_checkpoint', 'score checkpoints on the validation scenes to pick one'),
     'eval': ('ros2_depth_interp.evaluation.evaluate', 'evaluate the model and classical baselines on real data'),
     'bag': ('ros2_depth_interp.tools.bag', 'process a recorded bag offline (rosbag2 or ROS 1, LSD-SLAM keyframes)'),
     'bench': ('ros2_depth_interp.tools.bench', 'measure latency and throughput of the node end to end'),

@@ -17,9 +17,9 @@ import numpy as np
 
 from ..core.inference import DepthInterpolator
 from ..core.resources import shared_data_dir
-from ..evaluation.evaluate import evaluate, load_middlebury_frames, summarize
-from .torch_backend import TorchBackend, prefill_only
-from .train import VAL_SCENES
+from ..learning.torch_backend import TorchBackend, prefill_only
+from ..learning.train import VAL_SCENES
+from .evaluate import evaluate, load_middlebury_frames, summarize
 
 PROTOCOLS = ('uniform@0.10', 'gradient@0.10', 'lsd@0.10')
 
