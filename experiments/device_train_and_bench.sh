@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One GPU session (PyTorch with CUDA, no ROS, no onnxruntime-gpu): parallel training runs of the
+# One GPU run (PyTorch with CUDA, no ROS, no onnxruntime-gpu): parallel training runs of the
 # loss ablation on one GPU, export of each, then the ROS-free device benchmark (torch backend on CUDA,
 # fp32/fp16, 640x480 and 1280x960; ONNX Runtime on the CPU cores for comparison).
 # Usage: experiments/device_train_and_bench.sh OUT_DIR MIDDLEBURY_ROOT MINUTES
