@@ -23,6 +23,13 @@ INPUT_BACKGROUND = (0.85, 0.85, 0.85)  # unknown pixels of the semi-dense input 
 INVALID_COLOUR = (0.0, 0.0, 0.0)       # invalid ground truth
 
 
+def _make_folder_for(path):
+    """Create the folder a file is about to be written to, if it has one and it is missing."""
+    folder = os.path.dirname(os.fspath(path))
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+
+
 def colour_range(values, valid=None, percentiles=(0.5, 99.5)):
     """(vmin, vmax) for a shared colour scale: robust percentiles of the valid, positive values.
 
@@ -124,9 +131,7 @@ def save_figure1(path, *args, dpi=110, **kwargs):
 
     fig = figure1(*args, **kwargs)
     FigureCanvasAgg(fig)
-    folder = os.path.dirname(os.fspath(path))
-    if folder:
-        os.makedirs(folder, exist_ok=True)
+    _make_folder_for(path)
     fig.savefig(path, dpi=dpi)
     return path
 
@@ -169,9 +174,7 @@ def save_grouped_bars(path, groups, series, ylabel, title=None, legend_title=Non
         ax.set_title(title, fontsize=title_size)
     ax.legend(title=legend_title, fontsize=legend_size, loc='best')
     fig.tight_layout()
-    folder = os.path.dirname(os.fspath(path))
-    if folder:
-        os.makedirs(folder, exist_ok=True)
+    _make_folder_for(path)
     fig.savefig(path, dpi=100)
     return path
 
@@ -229,9 +232,7 @@ def save_overview(path, figure1_png, ply_path):
     writes), written to ``path``; returns the path."""
     from ..core.geometry import read_ply
     figure = cv2.cvtColor(cv2.imread(os.fspath(figure1_png), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-    folder = os.path.dirname(os.fspath(path))
-    if folder:
-        os.makedirs(folder, exist_ok=True)
+    _make_folder_for(path)
     cv2.imwrite(os.fspath(path), cv2.cvtColor(overview_array(figure, read_ply(ply_path)), cv2.COLOR_RGB2BGR),
                 [cv2.IMWRITE_PNG_COMPRESSION, 9])
     return path
