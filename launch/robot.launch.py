@@ -2,11 +2,12 @@
 
     ros2 launch ros2_depth_interp robot.launch.py rviz:=true
 
-LSD-SLAM estimates inverse depth at keyframes; a bridge (for example ``depth_interp bag`` for
-recordings, or a small republisher in the SLAM process) publishes it as a 32FC1 image that is 0
-wherever the SLAM has no estimate. config/robot.yaml tells the node it is inverse depth and that
-no separate mask is needed. Topic names default to a typical LSD-SLAM setup and can be changed with
-the launch arguments. Both nodes get the shipped large-SHM Fast DDS profile unless the environment
+LSD-SLAM's keyframes (lsd_slam_msgs/Keyframe on /lsd_slam/keyframes, its pose graph on
+/lsd_slam/graph; from ROS 1 through ros1_bridge, see docs/lsd_slam.md) come in on keyframe_topic and
+graph_topic: world-scale dense depth, cloud, pose, /tf and the dense map go out under /lsd_slam/
+(launch/lsd_slam.launch.py runs that path alone). A SLAM that publishes its semi-dense inverse depth
+as a 32FC1 image instead (0 where it has no estimate) feeds depth_topic and image_topic;
+config/robot.yaml tells the node that image holds inverse depth and that no mask is needed. Both nodes get the shipped large-SHM Fast DDS profile unless the environment
 already names one.
 """
 from launch import LaunchDescription
@@ -31,10 +32,15 @@ def generate_launch_description():
                               description='Namespace of the node and its outputs.'),
         DeclareLaunchArgument('params_file', default_value=params_file,
                               description='Parameters YAML (default: config/robot.yaml).'),
-        DeclareLaunchArgument('depth_topic', default_value='/lsd_slam/inverse_depth',
-                              description='LSD-SLAM semi-dense inverse depth (32FC1, 0 = unknown).'),
+        DeclareLaunchArgument('keyframe_topic', default_value='/lsd_slam/keyframes',
+                              description="LSD-SLAM keyframes (lsd_slam_msgs/Keyframe); '' = off."),
+        DeclareLaunchArgument('graph_topic', default_value='/lsd_slam/graph',
+                              description="LSD-SLAM pose graph (lsd_slam_msgs/KeyframeGraph); '' = off."),
+        DeclareLaunchArgument('depth_topic', default_value='semi_dense_depth',
+                              description='Semi-dense inverse depth image (32FC1, 0 = unknown) from a SLAM '
+                                          'that publishes one (LSD-SLAM publishes keyframes instead).'),
         DeclareLaunchArgument('image_topic', default_value='/camera/image_raw',
-                              description='The image LSD-SLAM tracks on.'),
+                              description='The image the SLAM tracks on.'),
         DeclareLaunchArgument('camera_info_topic', default_value='/camera/camera_info',
                               description='Calibration of that camera.'),
         DeclareLaunchArgument('rviz', default_value='false',
@@ -46,7 +52,11 @@ def generate_launch_description():
             namespace=LaunchConfiguration('namespace'),
             # reliable_outputs is forced on whatever the params file says: RViz2 shows nothing
             # from a best-effort publisher.
-            parameters=[LaunchConfiguration('params_file'), {'reliable_outputs': True}],
+            parameters=[LaunchConfiguration('params_file'), {
+                'reliable_outputs': True,
+                'keyframe_topic': LaunchConfiguration('keyframe_topic'),
+                'graph_topic': LaunchConfiguration('graph_topic'),
+            }],
             # the large-SHM Fast DDS profile, under the variable this Fast DDS reads (unless one is set)
             additional_env=profile_env,
             remappings=[
