@@ -4,7 +4,7 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv ws test-jazzy venv-jazzy demo overview test bench eval train export train-shipped clean
+.PHONY: venv ws ws-jazzy test-jazzy venv-jazzy demo overview test bench eval train export train-shipped clean
 
 venv: $(STAMP)
 
@@ -46,12 +46,22 @@ $(JAZZY_STAMP): requirements-jazzy.txt setup.py scripts/ros_interfaces.sh lsd_sl
 	scripts/ros_interfaces.sh all $(JAZZY_VENV) jazzy
 	touch $(JAZZY_STAMP)
 
+# the same workspace against the Jazzy venv, for the ros2 launch tests of test-jazzy
+JAZZY_WS := build/ws-jazzy
+JAZZY_WS_STAMP := $(JAZZY_WS)/.built
+ws-jazzy: $(JAZZY_WS_STAMP)
+
+$(JAZZY_WS_STAMP): $(JAZZY_STAMP) scripts/ros/colcon_ws.sh setup.py package.xml
+	scripts/ros/colcon_ws.sh $(JAZZY_VENV) $(JAZZY_WS)
+	touch $(JAZZY_WS_STAMP)
+
 $(TINY_MODEL): | $(STAMP)
 	mkdir -p $(dir $(TINY_MODEL))
 	$(VPY) -c "from ros2_depth_interp.learning.export import export_tiny_model; export_tiny_model('$(TINY_MODEL)')"
 
-test-jazzy: $(JAZZY_STAMP) $(TINY_MODEL)
-	DEPTH_INTERP_TINY_MODEL=$(abspath $(TINY_MODEL)) $(JAZZY_VENV)/bin/python -m pytest -q test $(TEST_ARGS)
+test-jazzy: $(JAZZY_STAMP) $(TINY_MODEL) $(if $(wildcard ../shared/ros2_src),$(JAZZY_WS_STAMP))
+	DEPTH_INTERP_TINY_MODEL=$(abspath $(TINY_MODEL)) DEPTH_INTERP_WS=$(abspath $(JAZZY_WS)) \
+		$(JAZZY_VENV)/bin/python -m pytest -q test $(TEST_ARGS)
 
 demo: $(STAMP)
 	$(VENV)/bin/depth_interp demo $(DEMO_ARGS)
