@@ -80,6 +80,10 @@ bench: $(STAMP)
 bench-model: $(STAMP)
 	$(VENV)/bin/depth_interp bench --model-only $(BENCH_ARGS)
 
+# the GPU device check (docs/performance.md): no venv on the lent machine, so no $(STAMP) here
+device-check:
+	scripts/device_check.sh $(DEVICE_CHECK_ARGS)
+
 eval: $(STAMP)
 	$(VENV)/bin/depth_interp eval $(EVAL_ARGS)
 
