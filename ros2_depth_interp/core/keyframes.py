@@ -172,8 +172,14 @@ def voxel_filter(points: np.ndarray, voxel: float) -> np.ndarray:
     """
     if voxel <= 0 or len(points) == 0:
         return points
-    keys = np.floor(points[:, :3] / voxel).astype(np.int64)
-    _, inverse, counts = np.unique(keys, axis=0, return_inverse=True, return_counts=True)
+    cells = np.floor(points[:, :3] / voxel).astype(np.int64)
+    cells -= cells.min(axis=0)
+    extent = cells.max(axis=0) + 1
+    if float(extent[0]) * float(extent[1]) * float(extent[2]) < 2.0 ** 62:
+        keys = (cells[:, 0] * extent[1] + cells[:, 1]) * extent[2] + cells[:, 2]   # one int64 per voxel
+        _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    else:
+        _, inverse, counts = np.unique(cells, axis=0, return_inverse=True, return_counts=True)
     inverse = inverse.reshape(-1)
     out = np.empty((len(counts), 4), dtype=np.float32)
     for column in range(4):

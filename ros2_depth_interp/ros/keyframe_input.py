@@ -15,8 +15,9 @@ parameter is '':
 - ``graph_topic`` (``lsd_slam_msgs/KeyframeGraph``): optimized poses re-pose the map.
 
 ``points_map`` (PointCloud2 in ``world_frame``, reliable + transient local so that RViz joining
-late gets the last one) is rebuilt by the worker at most every ``map_publish_period`` seconds, when
-the map changed. Without ``tf2_msgs`` (not on PyPI; ``make venv`` builds it from ../shared) one
+late gets the last one) is kept by a thread of its own (``MapPublisher``): it takes each
+keyframe's cloud from the keyframe worker, thins and stores it, and rebuilds and publishes the map
+at most every ``map_publish_period`` seconds when it changed, so map work never delays a keyframe. Without ``tf2_msgs`` (not on PyPI; ``make venv`` builds it from ../shared) one
 log line says /tf is off; the poses still go out as PoseStamped.
 """
 import threading
@@ -114,7 +115,7 @@ class KeyframeInput:
         if values['graph_topic']:
             self.subscriptions.append(node.create_subscription(
                 KeyframeGraph, values['graph_topic'], self._on_graph, KEYFRAME_QOS))
-        self._last_map_publish = -float('inf')
+        self.map_publisher = MapPublisher(node, self.map, self.pub_map, values) if self.pub_map else None
         self._stop = threading.Event()
         self._worker = threading.Thread(target=self._work, name='depth_interp_keyframes', daemon=True)
         self._worker.start()
@@ -168,10 +169,10 @@ class KeyframeInput:
     def _work(self):
         while not self._stop.is_set():
             item = self._mailbox.get(timeout=0.2)
+            if item is None:
+                continue
             try:
-                if item is not None:
-                    self._process(*item)
-                self._maybe_publish_map()
+                self._process(*item)
             except Exception as exc:  # the worker must survive anything a message can cause
                 if self.node._shutting_down():
                     break
@@ -193,9 +194,9 @@ class KeyframeInput:
             return
         t_publish = time.perf_counter()
         self.publish(output)
-        if self.pub_map is not None and output.result.cloud is not None:
-            self.map.add(output.keyframe.id, output.result.cloud, output.keyframe.cam_to_world)
         now = time.perf_counter()
+        if self.map_publisher is not None and output.result.cloud is not None:
+            self.map_publisher.add(output.keyframe.id, output.result.cloud, output.keyframe.cam_to_world)
         timings = {'keyframe_' + stage: seconds for stage, seconds in output.result.timings.items()}
         timings.update(keyframe_publish=now - t_publish, keyframe_total=now - t_start,
                        keyframe_queue=t_start - enqueued)
@@ -213,21 +214,6 @@ class KeyframeInput:
         world_header = self._header(output.keyframe.time, values['world_frame'])
         self.pub_pose.publish(self._pose_msg(output.pose, world_header))
         self._publish_tf(output.pose, world_header, values['keyframe_frame_id'])
-
-    def _maybe_publish_map(self):
-        if self.pub_map is None or not self.map.changed:
-            return
-        now = time.monotonic()
-        if now - self._last_map_publish < self.values['map_publish_period']:
-            return
-        points = self.map.points()
-        if points is None:
-            return
-        self._last_map_publish = now
-        header = Header(frame_id=self.values['world_frame'])
-        header.stamp = self.node.get_clock().now().to_msg()
-        self.pub_map.publish(make_cloud(np.ascontiguousarray(points[None, :, :]), header))
-        self.stats.count('map_published')
 
     # --- message building ------------------------------------------------------------------------------
     @staticmethod
@@ -260,3 +246,67 @@ class KeyframeInput:
         self._mailbox.close()
         if self._worker.is_alive():
             self._worker.join(timeout=10.0)
+        if self.map_publisher is not None:
+            self.map_publisher.stop()
+
+
+class MapPublisher:
+    """The map's thread: stores keyframe clouds in the ``DenseMap`` and publishes it at a low rate.
+
+    ``add`` only queues a copy of the cloud (the processor reuses its buffer), so the keyframe
+    worker never waits for the thinning or the map rebuild.
+    """
+
+    def __init__(self, node, dense_map, publisher, values):
+        self.node = node
+        self.map = dense_map
+        self.publisher = publisher
+        self.world_frame = values['world_frame']
+        self.period_s = float(values['map_publish_period'])
+        self._pending = []
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name='depth_interp_map', daemon=True)
+        self._thread.start()
+
+    def add(self, kf_id, cloud, cam_to_world):
+        with self._lock:
+            self._pending.append((kf_id, np.array(cloud, dtype=np.float32), cam_to_world))
+        self._wake.set()
+
+    def _run(self):
+        last_publish = -float('inf')
+        while not self._stop.is_set():
+            self._wake.wait(timeout=min(self.period_s, 0.5))
+            self._wake.clear()
+            try:
+                with self._lock:
+                    pending, self._pending = self._pending, []
+                for item in pending:
+                    self.map.add(*item)
+                now = time.monotonic()
+                if self.map.changed and now - last_publish >= self.period_s:
+                    last_publish = now
+                    self._publish()
+            except Exception as exc:  # the map must not take the node down
+                if self.node._shutting_down():
+                    break
+                self.node.stats.drop('map_internal_error')
+                self.node._warn('map_internal_error', 'map update failed: %s: %s' % (type(exc).__name__, exc),
+                                error=True)
+
+    def _publish(self):
+        points = self.map.points()
+        if points is None:
+            return
+        header = Header(frame_id=self.world_frame)
+        header.stamp = self.node.get_clock().now().to_msg()
+        self.publisher.publish(make_cloud(np.ascontiguousarray(points[None, :, :]), header))
+        self.node.stats.count('map_published')
+
+    def stop(self):
+        self._stop.set()
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10.0)

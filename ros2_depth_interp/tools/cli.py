@@ -11,6 +11,7 @@ COMMANDS = {
     'eval': ('ros2_depth_interp.evaluation.evaluate', 'evaluate the model and classical baselines on real data'),
     'bag': ('ros2_depth_interp.tools.bag', 'process a recorded bag offline (rosbag2 or ROS 1, LSD-SLAM keyframes)'),
     'bench': ('ros2_depth_interp.tools.bench', 'measure latency and throughput of the node end to end'),
+    'bench-keyframes': ('ros2_depth_interp.tools.bench_keyframes', 'latency of one LSD-SLAM keyframe through the node'),
 }
 
 
