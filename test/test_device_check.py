@@ -82,7 +82,8 @@ def test_json_documents_and_gpu_checks():
             {'backend': 'torch', 'precision': 'fp32', 'device': 'cuda', 'height': 480, 'width': 640,
              'error': 'RuntimeError: x'}]
     lines = device_check.gpu_checks(rows)
-    assert lines[0].startswith('- 640x480 network alone: best p50 2.00 ms (torch_graphs fp16)') and lines[0].endswith(': met')
+    assert lines[0].startswith('- 640x480 network alone: best p50 2.00 ms (torch_graphs fp16)')
+    assert lines[0].endswith(': met')
     assert lines[1].endswith('NOT met')
 
 

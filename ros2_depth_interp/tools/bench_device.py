@@ -14,7 +14,7 @@ its compile time is ``setup_s``) and ``onnx`` (``DepthInterpolator`` with ONNX R
 provider here: CUDA where onnxruntime-gpu is installed, else the CPU; on CUDA also the fp16 graph
 ``<model>_fp16.onnx`` when it exists). A configuration that fails gives a row with ``error``.
 
-Writes a JSON file (``--out``, rewritten after each backend) and prints a line per row. Used by
+Writes a JSON file (``--out``, rewritten after each row) and prints a line per row. Used by
 ``scripts/device_check.sh`` on the lent GPU machine and by ``depth_interp bench --no-ros``.
 """
 import argparse
@@ -121,10 +121,11 @@ def _compiled_forward(model, example):
 FORWARDS = {'eager': _eager_forward, 'graphs': _graph_forward, 'compile': _compiled_forward}
 
 
-def bench_torch(model_path, sizes, repeats, warmup, fp16_modes, device=None, mode='eager'):
+def bench_torch(model_path, sizes, repeats, warmup, fp16_modes, device=None, mode='eager', on_row=None):
     """The network with PyTorch (weights from ``<model>.pt``): ``mode`` 'eager', 'graphs' (CUDA
     graph capture and replay, CUDA only) or 'compile' (``torch.compile``). A configuration that
-    fails (e.g. a network that cannot be captured) gives a row with ``error``."""
+    fails (e.g. a network that cannot be captured) gives a row with ``error``. ``on_row(row)`` is
+    called after each row."""
     import torch
     from ..learning.export import load_torch_weights
     dev = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
@@ -159,6 +160,8 @@ def bench_torch(model_path, sizes, repeats, warmup, fp16_modes, device=None, mod
                 row['error'] = '%s: %s' % (type(exc).__name__, (str(exc).strip().splitlines() or [''])[0][:300])
             results.append(row)
             print(_line(row), flush=True)
+            if on_row:
+                on_row(row)
     return results
 
 
@@ -202,7 +205,7 @@ def _gpu_frame(forward, stride, depth, mask, intensity, intr, dev, dtype):
     return frame
 
 
-def bench_onnx(model_path, sizes, repeats, warmup, providers=None):
+def bench_onnx(model_path, sizes, repeats, warmup, providers=None, on_row=None):
     """The node's ``DepthInterpolator`` with ONNX Runtime (its default providers: TensorRT, CUDA, CPU,
     whichever this build has). On CUDA the fp16 variant ``<model>_fp16.onnx`` is timed too when it
     exists."""
@@ -234,6 +237,8 @@ def bench_onnx(model_path, sizes, repeats, warmup, providers=None):
                    'frame': _time(frame, repeats, warmup, lambda: None)}
             results.append(row)
             print(_line(row), flush=True)
+            if on_row:
+                on_row(row)
     return results
 
 
@@ -295,14 +300,20 @@ def main(argv=None):
     fp16_modes = tuple(name.strip() == 'fp16' for name in args.precisions.split(',') if name.strip())
     report = {'machine': machine_info(), 'model': model, 'results': []}
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    for backend in backends:   # the file is rewritten after each backend: a run cut short keeps its rows
+
+    def save(row=None):   # the file is rewritten after each row: a run cut short keeps what it measured
+        if row is not None:
+            report['results'].append(row)
+        with open(args.out + '.tmp', 'w') as f:
+            json.dump(report, f, indent=2)
+        os.replace(args.out + '.tmp', args.out)
+    save()
+    for backend in backends:
         if backend == 'onnx':
-            report['results'] += bench_onnx(model, sizes, args.repeats, args.warmup)
+            bench_onnx(model, sizes, args.repeats, args.warmup, on_row=save)
         else:
             mode = 'eager' if backend == 'torch' else backend
-            report['results'] += bench_torch(model, sizes, args.repeats, args.warmup, fp16_modes, args.device, mode)
-        with open(args.out, 'w') as f:
-            json.dump(report, f, indent=2)
+            bench_torch(model, sizes, args.repeats, args.warmup, fp16_modes, args.device, mode, on_row=save)
     print('wrote %s' % args.out)
     return 0
 

@@ -168,8 +168,8 @@ def _ms(value):
 
 
 def latency_table(report):
-    lines = ['| method | size | whole call p50 / p90 / p99 ms | p99/p50 | mean ms | network alone p50 / p90 / p99 ms | n |',
-             '|---|---|---|---|---|---|---|']
+    lines = ['| method | size | whole call p50 / p90 / p99 ms | p99/p50 | mean ms | '
+             'network alone p50 / p90 / p99 ms | n |', '|---|---|---|---|---|---|---|']
     for method in report['methods']:
         for size, row in report['latency'][method['label']].items():
             total, network = row['total'], row['network']

@@ -198,13 +198,13 @@ def resolve_device(device):
     return 'cuda' if torch.cuda.is_available() else 'cpu'
 
 
-def bench_command(args, backends, out):
+def bench_command(args, backends, precisions, out):
     return [sys.executable, '-m', 'ros2_depth_interp.tools.bench_device', '--model', args.model,
-            '--backends', backends, '--sizes', args.sizes, '--repeats', str(args.repeats),
-            '--warmup', str(args.warmup), '--device', args.device, '--out', out]
+            '--backends', backends, '--precisions', precisions, '--sizes', args.sizes,
+            '--repeats', str(args.repeats), '--warmup', str(args.warmup), '--device', args.device, '--out', out]
 
 
-def run_bench(args, report, clock, name, backends, timeout):
+def run_bench(args, report, clock, name, backends, precisions, timeout):
     """A ``bench_device`` stage; its rows go to ``report[name]`` (those written before a timeout too)."""
     out = os.path.join(args.work, name + '.json')
     limit = min(timeout, clock.left() - EXPORT_RESERVE_S - MIN_TRAIN_S)
@@ -212,7 +212,8 @@ def run_bench(args, report, clock, name, backends, timeout):
         report.stage(name, 'skipped', 0.0, note='no time left')
         return
     log('%s: %s (at most %.0f s)' % (name, backends, limit))
-    rc, seconds, tail = run_stage(bench_command(args, backends, out), limit, os.path.join(args.work, name + '.log'))
+    rc, seconds, tail = run_stage(bench_command(args, backends, precisions, out), limit,
+                                  os.path.join(args.work, name + '.log'))
     rows = []
     if os.path.isfile(out):
         with open(out) as f:
@@ -403,11 +404,13 @@ def main(argv=None):
     report.stage('environment', 'ok', time.time() - t0)
     cuda = args.device.startswith('cuda')
     if 'bench' not in args.skip:
-        run_bench(args, report, clock, 'bench', 'torch,graphs,onnx' if cuda else 'torch,onnx', BENCH_TIMEOUT_S)
+        run_bench(args, report, clock, 'bench', 'torch,graphs,onnx' if cuda else 'torch,onnx', 'fp32,fp16',
+                  BENCH_TIMEOUT_S)
     if 'compile' in args.skip or not cuda:
         report.stage('compile', 'skipped', 0.0, note='left out' if cuda else 'CUDA only')
     else:
-        run_bench(args, report, clock, 'compile', 'compile', COMPILE_TIMEOUT_S)
+        # fp16 first: the configuration the GPU target allows, kept if the stage runs out of time
+        run_bench(args, report, clock, 'compile', 'compile', 'fp16,fp32', COMPILE_TIMEOUT_S)
     run_dir = os.path.join(args.work, 'train')
     trained = False
     if 'train' in args.skip:
