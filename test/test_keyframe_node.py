@@ -138,7 +138,7 @@ def model(tmp_path_factory):
 def running(model):
     node = NodeProcess(['-r', '__node:=kfnode', '-r', '__ns:=' + RUN_NS,
                         '-p', 'model_path:=' + model, '-p', 'providers:=[CPUExecutionProvider]',
-                        '-p', 'intra_op_threads:=1', '-p', 'reliable_outputs:=true',
+                        '-p', 'intra_op_threads:=1',
                         '-p', 'keyframe_topic:=%s/keyframes' % NS, '-p', 'liveframe_topic:=%s/liveframes' % NS,
                         '-p', 'graph_topic:=%s/graph' % NS, '-p', 'map_voxel_size:=0.0',
                         '-p', 'map_publish_period:=0.1', '-p', 'diagnostics_period:=0.2',

@@ -1,7 +1,7 @@
 """The node's LSD-SLAM path: keyframes in; world-scale dense depth, cloud, pose, /tf and a map out.
 
 Subscriptions (reliable, as LSD-SLAM's publishers and ros1_bridge use), each off when its topic
-parameter is '':
+parameter is ''; every output is reliable too (``OUTPUT_QOS``), whatever ``reliable_outputs`` says:
 
 - ``keyframe_topic`` (``lsd_slam_msgs/Keyframe``): into a one-slot mailbox; a worker thread takes
   the newest keyframe, runs ``core.keyframes.KeyframeProcessor`` and publishes, stamped with the
@@ -39,6 +39,10 @@ KEYFRAME_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5,
                           reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
 MAP_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
                      reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+# Keyframe outputs are always reliable: keyframes come a few per second, and a reliable publisher
+# matches both reliable subscribers (RViz, tf2, most tools) and best-effort ones.
+OUTPUT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5,
+                        reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
 TF_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100,
                     reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
 LSD_SLAM_TOPICS = ('keyframe_topic', 'liveframe_topic', 'graph_topic')
@@ -80,7 +84,7 @@ def _tf_message_type():
 class KeyframeInput:
     """See the module docstring. ``node`` is the DepthInterpNode (logger, stats, _warn)."""
 
-    def __init__(self, node, interpolator, values, out_qos):
+    def __init__(self, node, interpolator, values):
         Keyframe, KeyframeGraph = _import_messages()
         self.node = node
         self.values = dict(values)
@@ -92,11 +96,11 @@ class KeyframeInput:
         self._mailbox = LatestSetMailbox()
         self.stats.set_external_drops('keyframe_', self._mailbox.dropped)
         namespace = self._output_namespace(values)
-        self.pub_depth = node.create_publisher(Image, namespace + 'dense_depth', out_qos)
-        self.pub_confidence = node.create_publisher(Image, namespace + 'dense_confidence', out_qos)
-        self.pub_points = node.create_publisher(PointCloud2, namespace + 'points', out_qos)
-        self.pub_pose = node.create_publisher(PoseStamped, namespace + 'keyframe_pose', out_qos)
-        self.pub_live_pose = node.create_publisher(PoseStamped, namespace + 'live_pose', out_qos)
+        self.pub_depth = node.create_publisher(Image, namespace + 'dense_depth', OUTPUT_QOS)
+        self.pub_confidence = node.create_publisher(Image, namespace + 'dense_confidence', OUTPUT_QOS)
+        self.pub_points = node.create_publisher(PointCloud2, namespace + 'points', OUTPUT_QOS)
+        self.pub_pose = node.create_publisher(PoseStamped, namespace + 'keyframe_pose', OUTPUT_QOS)
+        self.pub_live_pose = node.create_publisher(PoseStamped, namespace + 'live_pose', OUTPUT_QOS)
         self.pub_map = (node.create_publisher(PointCloud2, namespace + 'points_map', MAP_QOS)
                         if values['publish_map'] else None)
         self._tf_type, self._transform_type = _tf_message_type()

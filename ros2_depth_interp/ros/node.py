@@ -173,7 +173,7 @@ class DepthInterpNode(Node):
         self._keyframes = None   # the LSD-SLAM keyframe path (ros/keyframe_input.py), when configured
         if keyframe_input.wanted(self.values):
             try:
-                self._keyframes = keyframe_input.KeyframeInput(self, self.interpolator, self.values, out_qos)
+                self._keyframes = keyframe_input.KeyframeInput(self, self.interpolator, self.values)
             except keyframe_input.KeyframeSetupError as exc:
                 raise ConfigError(str(exc)) from None
 

@@ -138,7 +138,7 @@ def run(args):
     isolate_this_process()
     fields = synthetic_keyframes(3, args.height, args.width)
     ros_args = ['--ros-args', '-r', '__node:=depth_interp', '-p', 'keyframe_topic:=' + TOPIC,
-                '-p', 'reliable_outputs:=true', '-p', 'diagnostics_period:=0.5',
+                '-p', 'diagnostics_period:=0.5',
                 '-p', 'providers:=[%s]' % args.provider]
     if args.model:
         ros_args += ['-p', 'model_path:=' + os.path.abspath(args.model)]
