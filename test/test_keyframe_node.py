@@ -28,7 +28,7 @@ from ros2_depth_interp.ros.ros_msgs import cloud_msg_to_array  # noqa: E402
 from ros2_depth_interp.tools.bag import BagJob, process_bag  # noqa: E402
 
 from keyframe_scene import H, W, keyframe_msg, scene_keyframe  # noqa: E402
-from node_helpers import RUN_NS, NodeProcess, tiny_model, wait_until  # noqa: E402
+from node_helpers import NODE_START_S, RUN_NS, NodeProcess, tiny_model, wait_until  # noqa: E402
 
 try:
     from tf2_msgs.msg import TFMessage
@@ -146,8 +146,8 @@ def running(model):
     bench = KeyframeBench()
     try:
         for pub in (bench.pub_keyframes, bench.pub_liveframes, bench.pub_graph):
-            wait_until(lambda pub=pub: pub.get_subscription_count() >= 1, what='node subscriptions',
-                       process=node)
+            wait_until(lambda pub=pub: pub.get_subscription_count() >= 1, timeout=NODE_START_S,
+                       what='node subscriptions', process=node)
         for sub in bench.subs[:len(KeyframeBench.OUTPUTS)]:
             wait_until(lambda sub=sub: sub.get_publisher_count() >= 1, what='node publishers', process=node)
         yield node, bench
