@@ -135,11 +135,12 @@ def time_interleaved(methods, frames, rounds, warmup_rounds=3, baseline_every=6,
                     samples[(method.label, size)]['total'].append(total)
                     if network is not None:
                         samples[(method.label, size)]['network'].append(network)
-        if progress:
+        tty = sys.stdout.isatty()
+        if progress and (tty or (r + 1) % 10 == 0 or r + 1 == total_rounds):   # a log gets every 10th
             elapsed = time.perf_counter() - started
             print('bench --model-only: round %d/%d, %.0f s, about %.0f s left' % (
                 r + 1, total_rounds, elapsed, elapsed / (r + 1) * (total_rounds - r - 1)),
-                end='\r' if sys.stdout.isatty() else '\n', flush=True)
+                end='\r' if tty else '\n', flush=True)
     if progress and sys.stdout.isatty():
         print()
     return samples
