@@ -46,7 +46,8 @@ install_colcon() {
 install_ament_rosidl() {
     local parts=(core include-directories target-dependencies export-definitions export-dependencies
                  export-include-directories export-interfaces export-libraries export-link-flags
-                 export-targets libraries python version gen-version-h ros ros-core test)
+                 export-targets libraries python version gen-version-h ros test)
+    [ -z "$DISTRO" ] && parts+=(ros-core)     # ament_cmake_ros_core: Kilted on; Jazzy has none
     local wheels=("${WHEEL_PREFIX}ament-package" "${WHEEL_PREFIX}ament-cmake")
     for part in "${parts[@]}"; do wheels+=("${WHEEL_PREFIX}ament-cmake-$part"); done
     wheels+=("${WHEEL_PREFIX}rosidl-default-generators" "${WHEEL_PREFIX}rosidl-default-runtime"
