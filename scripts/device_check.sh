@@ -16,7 +16,7 @@
 #   TRAIN_ARGS    more `depth_interp train` options, e.g. "--batch 32 --crop 256x320"
 #   INIT / RESUME checkpoint to fine-tune from / to continue
 #   DATA          the data folder (middlebury/, tum/; default ../shared/data, else .device_data)
-#   SKIP          stages to leave out: bench,compile,train,export
+#   SKIP          stages to leave out: bench,graphs,compile,train,export
 #   ORT_GPU       0: do not try to install onnxruntime-gpu (default: try, on a CUDA machine only)
 #   PYTHON        interpreter (default .venv/bin/python when present, else python3)
 set -u -o pipefail

@@ -31,7 +31,8 @@ def test_device_check_script_on_the_cpu_writes_its_files_and_json(tiny_model_pat
         report = json.load(f)
     assert report['device'] == 'cpu' and report['budget_s'] == 3 and report['model'] == tiny_model_path
     assert {name: stage['status'] for name, stage in report['stages'].items()} == {
-        'environment': 'ok', 'bench': 'ok', 'compile': 'skipped', 'train': 'ok', 'export': 'ok'}
+        'environment': 'ok', 'bench': 'ok', 'graphs': 'skipped', 'compile': 'skipped', 'train': 'ok',
+        'export': 'ok'}
     assert report['environment']['cuda_available'] is False
     assert 'CPUExecutionProvider' in report['environment']['onnxruntime_providers']
     rows = {(r['backend'], r['precision']): r for r in report['bench']}

@@ -5,11 +5,12 @@ cut short still returns what it measured:
 
 1. ``environment``: nvidia-smi, Python, torch and its CUDA, ONNX Runtime and its providers (and
    what the shell script's attempt to install onnxruntime-gpu gave).
-2. ``bench``: the model (default: the shipped one) with ``bench_device``: torch eager fp32/fp16,
-   torch with CUDA graphs (CUDA only) and ONNX Runtime (its CUDA provider where onnxruntime-gpu
-   works, else the CPU); network alone, per frame with the cloud on the CPU, and (CUDA) per frame
-   with the cloud built on the GPU.
-3. ``compile``: ``torch.compile`` of the same (CUDA only), in its own process with a timeout.
+2. ``bench``: the model (default: the shipped one) with ``bench_device``: torch eager fp32/fp16
+   and ONNX Runtime (its CUDA provider where onnxruntime-gpu works, else the CPU); network alone,
+   per frame with the cloud on the CPU, and (CUDA) per frame with the cloud built on the GPU.
+3. ``graphs`` and ``compile`` (CUDA only): the same with the network captured as a CUDA graph, and
+   with ``torch.compile``; each in a process of its own (a failed capture can leave the CUDA
+   context unusable; compilation can take minutes).
 4. ``train``: ``depth_interp train`` with its own defaults (preset, loss, data, schedule) for the
    time budget (``--time-limit``) on ``--device``; ``--train-args`` adds or overrides options,
    ``--init`` fine-tunes from a checkpoint, ``--resume`` continues a run.
@@ -41,16 +42,18 @@ import time
 
 # seconds a stage may take at most (each also bounded by the time left)
 BENCH_TIMEOUT_S = 150.0
+GRAPHS_TIMEOUT_S = 90.0
 COMPILE_TIMEOUT_S = 120.0
 EXPORT_TIMEOUT_S = 150.0
-TRAIN_GRACE_S = 90.0          # start-up, the last validation and checkpoint after --time-limit
-EXPORT_RESERVE_S = 60.0       # kept back for the export while the training budget is set
+TRAIN_GRACE_S = 60.0          # start-up, the last validation and checkpoint after --time-limit
+EXPORT_RESERVE_S = 45.0       # kept back for the export while the training budget is set
 MIN_TRAIN_S = 2.0
 PROGRESS_EVERY_S = 15.0       # one training progress-bar line per this many seconds in the log
 # targets on the lent GPU at 640x480 (network alone, fp16 allowed; per frame with the cloud)
 GPU_NETWORK_TARGET_MS = 3.0
 GPU_FRAME_TARGET_MS = 8.0
 GPU_TARGET_SIZE = (480, 640)
+BENCH_STAGES = ('bench', 'graphs', 'compile')
 OUTPUT_FILES = ('device_check.json', 'device_check.log', 'metrics.jsonl', 'training_curves.png', 'last.pt',
                 'depth_interp.onnx', 'depth_interp.pt', 'depth_interp_fp16.onnx')
 PROGRESS_LINE = re.compile(r'(it/s|s/it)\]?\s*$|\d+%\|')
@@ -320,7 +323,7 @@ def gpu_checks(rows):
 
 def summary_lines(report):
     lines = []
-    for name in ('bench', 'compile'):
+    for name in BENCH_STAGES:
         for r in report.data.get(name) or []:
             if 'error' in r:
                 lines.append('%-13s %-4s %4dx%-4d failed: %s' % (r['backend'], r['precision'], r['width'],
@@ -369,14 +372,14 @@ def parse_args(argv=None):
     p.add_argument('--train-args', default='', help='more depth_interp train options, one string')
     p.add_argument('--init', default=None, help='checkpoint to fine-tune from (depth_interp train --init)')
     p.add_argument('--resume', default=None, help='checkpoint to continue (depth_interp train --resume)')
-    p.add_argument('--skip', default='', help='comma list of stages to leave out: bench, compile, train, export')
+    p.add_argument('--skip', default='', help='comma list of stages to leave out: bench, graphs, compile, train, export')
     p.add_argument('--work', default=None, help='folder for intermediate files (default: a new temporary one)')
     p.add_argument('--ort-gpu-note', default=os.environ.get('DEVICE_CHECK_ORT_GPU', ''),
                    help="what the attempt to install onnxruntime-gpu gave (the shell script's note)")
     args = p.parse_args(argv)
     args.model = os.path.abspath(args.model or default_model_path())
     args.skip = {s.strip() for s in args.skip.split(',') if s.strip()}
-    unknown = args.skip - {'bench', 'compile', 'train', 'export'}
+    unknown = args.skip - set(BENCH_STAGES + ('train', 'export'))
     if unknown:
         p.error('--skip: unknown stages %s' % ', '.join(sorted(unknown)))
     if args.budget < 0 or args.max_seconds <= 0:
@@ -404,13 +407,13 @@ def main(argv=None):
     report.stage('environment', 'ok', time.time() - t0)
     cuda = args.device.startswith('cuda')
     if 'bench' not in args.skip:
-        run_bench(args, report, clock, 'bench', 'torch,graphs,onnx' if cuda else 'torch,onnx', 'fp32,fp16',
-                  BENCH_TIMEOUT_S)
-    if 'compile' in args.skip or not cuda:
-        report.stage('compile', 'skipped', 0.0, note='left out' if cuda else 'CUDA only')
-    else:
-        # fp16 first: the configuration the GPU target allows, kept if the stage runs out of time
-        run_bench(args, report, clock, 'compile', 'compile', 'fp16,fp32', COMPILE_TIMEOUT_S)
+        run_bench(args, report, clock, 'bench', 'torch,onnx', 'fp32,fp16', BENCH_TIMEOUT_S)
+    # fp16 first in these two: the configuration the GPU target allows, kept if a stage runs out of time
+    for name, timeout in (('graphs', GRAPHS_TIMEOUT_S), ('compile', COMPILE_TIMEOUT_S)):
+        if name in args.skip or not cuda:
+            report.stage(name, 'skipped', 0.0, note='left out' if cuda else 'CUDA only')
+        else:
+            run_bench(args, report, clock, name, name, 'fp16,fp32', timeout)
     run_dir = os.path.join(args.work, 'train')
     trained = False
     if 'train' in args.skip:
@@ -422,7 +425,7 @@ def main(argv=None):
     else:
         run_export(args, report, clock, run_dir)
     collect_outputs(args, run_dir)
-    report['checks'] = gpu_checks((report.data.get('bench') or []) + (report.data.get('compile') or []))
+    report['checks'] = gpu_checks([row for name in BENCH_STAGES for row in report.data.get(name) or []])
     report['files'] = sorted(f for f in os.listdir(args.out) if f in OUTPUT_FILES)
     report['seconds'] = round(time.time() - report.data['started'], 1)
     for line in summary_lines(report) + report.data['checks']:
