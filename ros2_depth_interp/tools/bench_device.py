@@ -60,9 +60,6 @@ def _time(fn, repeats, warmup, sync):
     return _percentiles(samples)
 
 
-TORCH_MODES = ('eager', 'graphs', 'compile')
-
-
 def _model_stride(model):
     return int(getattr(model, 'stride', None) or model.config.stride)
 
