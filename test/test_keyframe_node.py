@@ -334,3 +334,37 @@ def test_bag_tool_and_live_node_give_identical_outputs(running, model, tmp_path)
             assert recorded.header.frame_id == live[name].header.frame_id
             assert (recorded.height, recorded.width) == (live[name].height, live[name].width)
             assert bytes(recorded.data) == bytes(live[name].data), name
+
+
+def test_newest_keyframe_wins_and_every_keyframe_is_accounted_for(running):
+    """A burst of keyframes: each one is either published or counted as superseded, and the
+    newest one is always published (no timing is assumed about how many are superseded)."""
+    node, bench = running
+
+    def count(key):
+        return int(bench.counters().get(key, 0))
+
+    def settled_counts():
+        # the counters as two consecutive new diagnostics messages agree on them: the earlier
+        # tests' keyframes are all counted by then
+        with bench._lock:
+            statuses = list(bench.diagnostics[-2:])
+            total = len(bench.diagnostics)
+        if len(statuses) < 2 or total <= settled_counts.seen + 1:
+            return None
+        values = [{kv.key: kv.value for kv in st.values} for st in statuses]
+        pairs = [(int(v.get('count_keyframe_output', 0)), int(v.get('dropped_keyframe_superseded', 0)))
+                 for v in values]
+        return pairs[0] if pairs[0] == pairs[1] else None
+    with bench._lock:
+        settled_counts.seen = len(bench.diagnostics)
+    outputs_before, superseded_before = wait_until(settled_counts, what='settled counters', process=node)
+    scenes = [scene_keyframe(index=60 + i, kf_id=600 + i, time=1700000300.0 + i) for i in range(5)]
+    stamps = [publish(bench, scene) for scene in scenes]
+    bench.outputs(stamps[-1], process=node)
+    wait_until(lambda: count('count_keyframe_output') - outputs_before
+               + count('dropped_keyframe_superseded') - superseded_before == len(scenes),
+               what='every keyframe published or counted as superseded', process=node)
+    published = [s for s in stamps if s in bench.received['dense_depth']]
+    assert stamps[-1] in published
+    assert len(published) == count('count_keyframe_output') - outputs_before
