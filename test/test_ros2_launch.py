@@ -98,6 +98,13 @@ def publish_frame(bench, inverse_depth=False):
 
 def start_and_check(launch, bench, node_name, inverse_depth=False):
     """Matching, one frame in, its outputs back; returns (outputs, diagnostics values)."""
+    try:
+        return _frame_through(launch, bench, node_name, inverse_depth)
+    except AssertionError as exc:
+        raise AssertionError('%s\n--- ros2 launch output:\n%s' % (exc, launch.output()[-4000:])) from None
+
+
+def _frame_through(launch, bench, node_name, inverse_depth):
     bench.wait_for_matching(node_name, process=launch)
     stamp = publish_frame(bench, inverse_depth)
     # best-effort inputs right after matching may still be lost: publish again until outputs come
@@ -155,11 +162,13 @@ def test_depth_interp_launch_with_its_arguments(model, tmp_path):
 
 def test_robot_launch_with_config_robot_yaml():
     """robot.yaml: inverse depth in, no mask, reliable outputs (a reliable subscriber matches only
-    a reliable publisher), LSD-SLAM's topic names; the namespace argument moves the outputs."""
+    a reliable publisher), the launch file's topic names; the namespace argument moves the relative
+    ones (the depth input and the outputs)."""
     namespace = RUN_NS.strip('/') + '_robot'
     node_name = '/%s/depth_interp' % namespace
     launch = LaunchProcess('robot.launch.py', ['namespace:=' + namespace])
-    topics = {'depth': '/lsd_slam/inverse_depth', 'image': '/camera/image_raw', 'camera_info': '/camera/camera_info',
+    topics = {'depth': '/%s/semi_dense_depth' % namespace, 'image': '/camera/image_raw',
+              'camera_info': '/camera/camera_info',
               'dense_depth': '/%s/dense_depth' % namespace, 'dense_confidence': '/%s/dense_confidence' % namespace,
               'points': '/%s/points' % namespace}
     bench = Bench('launch_robot_bench', topics, reliable_outputs=True)
