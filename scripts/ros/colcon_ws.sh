@@ -18,7 +18,7 @@ set -euo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 VENV=$(cd "${1:?usage: scripts/ros/colcon_ws.sh VENV WS}" && pwd)
 WS=${2:?usage: scripts/ros/colcon_ws.sh VENV WS}
-SHARED="$REPO/../shared/ros2_src"
+SHARED="$(dirname "$REPO")/shared/ros2_src"
 # folder under ../shared/ros2_src -> the packages in it that the workspace builds
 SHARED_PACKAGES=(launch/launch launch/launch_xml launch/launch_yaml launch_ros/launch_ros
                  launch_ros/ros2launch ros2cli/ros2cli ros2cli/ros2pkg
