@@ -419,11 +419,11 @@ class DepthInterpNode(Node):
 
     def _summarize(self, values):
         """(level, message): WARN for drops since the last report (the real-time policy's
-        'superseded' excepted) or inputs without output, OK otherwise."""
+        'superseded' and 'keyframe_superseded' excepted) or inputs without output, OK otherwise."""
         dropped = {k[len('dropped_'):]: int(v) for k, v in values.items()
                    if k.startswith('dropped_') and k != 'dropped_total'}
         new = {k: n - self._reported_drops.get(k, 0) for k, n in dropped.items()
-               if n > self._reported_drops.get(k, 0) and k != 'superseded'}
+               if n > self._reported_drops.get(k, 0) and k not in ('superseded', 'keyframe_superseded')}
         self._reported_drops = dropped
         out_rate = self.stats.rate('output')
         if new:

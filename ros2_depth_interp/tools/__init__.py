@@ -6,6 +6,7 @@
 - ``bench``: ``depth_interp bench``, latency and throughput of the node end to end;
 - ``bench_model``, ``onnx_profile``: ``depth_interp bench --model-only``, the model side by side,
   its graph and ONNX Runtime's operator profile;
+- ``bench_keyframes``: ``depth_interp bench-keyframes``, one LSD-SLAM keyframe through the node;
 - ``bench_device``: per-frame speed without ROS, on a CPU or a GPU;
 - ``replay``, ``recorder``: the publisher and the output recorder that demo and bench start.
 """
