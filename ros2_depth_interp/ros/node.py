@@ -432,6 +432,9 @@ class DepthInterpNode(Node):
         if self.stats.rate('input_set') > 0 and out_rate == 0:
             return DiagnosticStatus.WARN, 'inputs arrive but nothing is published'
         if int(values.get('count_output', 0)) == 0:
+            if int(values.get('count_keyframe_output', 0)) > 0:
+                return DiagnosticStatus.OK, 'keyframes out %.2f Hz, %s dropped since start' % (
+                    self.stats.rate('keyframe_output'), values.get('dropped_total', '0'))
             return DiagnosticStatus.OK, 'waiting for input'
         return DiagnosticStatus.OK, 'output %.1f Hz, %s dropped since start' % (
             out_rate, values.get('dropped_total', '0'))
