@@ -64,6 +64,8 @@ def test_parse_compare_labels_and_missing_files(tmp_path):
     assert bench_model.parse_compare('') == []
     with pytest.raises(SystemExit):
         bench_model.parse_compare(str(tmp_path / 'missing.onnx'))
+    with pytest.raises(SystemExit):
+        bench_model.parse_compare('old=git:no-such-revision', str(tmp_path))
     assert bench_model.unique_labels(['a', 'b', 'a', 'a']) == ['a', 'b', 'a#2', 'a#3']
     assert bench_model.rotated([1, 2, 3], 4) == [2, 3, 1]
 
@@ -136,3 +138,17 @@ def test_model_only_refuses_bad_options(tmp_path):
         bench_model.parse_args(['--rounds', '0'])
     with pytest.raises(SystemExit):
         bench_model.main(['--model', str(tmp_path / 'missing.onnx'), '--out', str(tmp_path)])
+
+
+def test_compare_with_the_shipped_model_of_a_git_revision(tmp_path):
+    import subprocess
+    from ros2_depth_interp.core.resources import CHECKOUT
+    if subprocess.run(['git', '-C', CHECKOUT, 'cat-file', '-e', 'HEAD:models/depth_interp.onnx']).returncode:
+        pytest.skip('not a git checkout with a committed models/depth_interp.onnx')
+    ((label, path),) = bench_model.parse_compare('git:HEAD', str(tmp_path))
+    assert label == 'HEAD' and path == str(tmp_path / 'compare' / 'HEAD_depth_interp.onnx')
+    committed = subprocess.run(['git', '-C', CHECKOUT, 'show', 'HEAD:models/depth_interp.onnx'],
+                               capture_output=True, check=True).stdout
+    with open(path, 'rb') as f:
+        assert f.read() == committed
+    assert bench_model.parse_compare('before=git:HEAD', str(tmp_path))[0][0] == 'before'

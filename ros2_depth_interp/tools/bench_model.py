@@ -4,7 +4,7 @@ In one process, on the same realistic semi-dense frame per size (a synthetic sce
 ``replay.synthetic_frames`` with a 10 % gradient mask, as the node benchmark replays), this times:
 
 - the shipped model (``--model``, default ``models/depth_interp.onnx``) and every model of
-  ``--compare`` (e.g. the previous shipped model), through ``DepthInterpolator`` with ONNX Runtime
+  ``--compare`` (e.g. the previous shipped model, ``previous=git:REV``), through ``DepthInterpolator`` with ONNX Runtime
   on the CPU, intra-op threads = ``--threads`` (default: the CPU count): per frame the whole call
   (normalize, pad, network, crop, rescale) and the network run alone (its ``infer`` timing);
 - the classical baselines of ``--baselines`` (default ``colorization``, the yardstick of the
@@ -25,6 +25,7 @@ import argparse
 import json
 import math
 import os
+import re
 import sys
 import time
 
@@ -79,8 +80,28 @@ class BaselineMethod:
         return time.perf_counter() - t0, None
 
 
-def parse_compare(text):
-    """'[LABEL=]PATH[,[LABEL=]PATH...]' -> [(label, path)]; a label defaults to the file's name."""
+def model_from_git(revision, out_dir):
+    """The shipped model of a git revision of this checkout (``git show REV:models/depth_interp.onnx``),
+    written under ``out_dir/compare/``; returns its path."""
+    import subprocess
+    from ..core.resources import CHECKOUT, DEFAULT_MODEL
+    path = os.path.join(out_dir, 'compare', '%s_%s' % (re.sub(r'[^\w.-]', '_', revision), DEFAULT_MODEL))
+    try:
+        blob = subprocess.run(['git', '-C', CHECKOUT, 'show', '%s:models/%s' % (revision, DEFAULT_MODEL)],
+                              capture_output=True, check=True, timeout=60).stdout
+    except (OSError, subprocess.SubprocessError) as exc:
+        detail = getattr(exc, 'stderr', b'') or b''
+        raise SystemExit('depth_interp bench --model-only: no models/%s at git revision %r: %s' % (
+            DEFAULT_MODEL, revision, detail.decode(errors='replace').strip() or exc))
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, 'wb') as f:
+        f.write(blob)
+    return path
+
+
+def parse_compare(text, out_dir='out/bench'):
+    """'[LABEL=]PATH[,[LABEL=]PATH...]' -> [(label, path)]; a label defaults to the file's name.
+    A PATH ``git:REV`` is the shipped model of that git revision (``model_from_git``)."""
     items = []
     for item in (text or '').split(','):
         item = item.strip()
@@ -89,6 +110,9 @@ def parse_compare(text):
         label, sep, path = item.partition('=')
         if not sep:
             label, path = os.path.splitext(os.path.basename(item))[0], item
+        if path.startswith('git:'):
+            label = label if sep else path[4:]
+            path = model_from_git(path[4:], out_dir)
         if not os.path.isfile(path):
             raise SystemExit('depth_interp bench --model-only: --compare model %s not found' % path)
         items.append((label, path))
@@ -314,7 +338,8 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(prog='depth_interp bench --model-only', description=__doc__.splitlines()[0])
     p.add_argument('--model', default=None, help='ONNX model under test (default: the shipped model)')
     p.add_argument('--compare', default='', metavar='[LABEL=]PATH[,...]',
-                   help='more ONNX models timed side by side, e.g. the previous shipped model')
+                   help='more ONNX models timed side by side; PATH git:REV is the shipped model of a git '
+                        'revision, e.g. previous=git:HEAD~1')
     p.add_argument('--baselines', default='colorization', help="comma list of evaluation.baselines ('' for none)")
     p.add_argument('--sizes', default=DEFAULT_SIZES, help='WIDTHxHEIGHT list (default %(default)s)')
     p.add_argument('--rounds', type=int, default=60, help='counted rounds (default %(default)s: about 2-3 '
@@ -344,7 +369,7 @@ def main(argv=None):
     started = time.time()
     model_path, model_note = resolve_model(args.model, args.out)
     onnx_models = [('shipped' if model_note == 'shipped' else os.path.splitext(os.path.basename(model_path))[0],
-                    model_path)] + parse_compare(args.compare)
+                    model_path)] + parse_compare(args.compare, args.out)
     labels = unique_labels([label for label, _ in onnx_models])
     methods = [OnnxMethod(label, path, args.threads) for label, (_, path) in zip(labels, onnx_models)]
     methods += [BaselineMethod(name.strip()) for name in args.baselines.split(',') if name.strip()]
