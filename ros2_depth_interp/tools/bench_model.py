@@ -362,25 +362,26 @@ def parse_args(argv=None):
     return args
 
 
-def main(argv=None):
-    from .bench import _finite, resolve_model
-    args = parse_args(argv)
-    os.makedirs(args.out, exist_ok=True)
-    started = time.time()
-    model_path, model_note = resolve_model(args.model, args.out)
-    onnx_models = [('shipped' if model_note == 'shipped' else os.path.splitext(os.path.basename(model_path))[0],
-                    model_path)] + parse_compare(args.compare, args.out)
-    labels = unique_labels([label for label, _ in onnx_models])
-    methods = [OnnxMethod(label, path, args.threads) for label, (_, path) in zip(labels, onnx_models)]
-    methods += [BaselineMethod(name.strip()) for name in args.baselines.split(',') if name.strip()]
-    frames = benchmark_frames(args.sizes)
-    print('bench --model-only: %s at %s, %d rounds' % (', '.join(m.label for m in methods),
-                                                      ', '.join(map(size_name, args.sizes)), args.rounds), flush=True)
-    samples = time_interleaved(methods, frames, args.rounds, args.warmup_rounds, args.baseline_every)
-    report = {
-        'machine': machine_info(include_torch=False),
-        'command': 'depth_interp bench --model-only ' + ' '.join(sys.argv[1:] if argv is None else argv),
-        'started': started, 'threads': args.threads, 'rounds': args.rounds, 'warmup_rounds': args.warmup_rounds,
+def profile_models(methods, frames, runs, threads):
+    """{label: graph statistics and per-size operator profile} of every ONNX method."""
+    models = {}
+    for method in methods:
+        if method.kind != 'onnx':
+            continue
+        print('bench --model-only: profiling %s' % method.label, flush=True)
+        profile = {}
+        for size, frame in frames.items():
+            tensor = prepare(frame['sparse'], frame['mask'], frame['intensity'], method.interpolator.stride).tensor
+            profile[size_name(size)] = onnx_profile.operator_profile(method.path, tensor, runs, threads)
+        models[method.label] = {'path': method.path, 'graph': onnx_profile.graph_stats(method.path),
+                                'profile': profile}
+    return models
+
+
+def build_report(args, methods, samples, model_note, started, command):
+    return {
+        'machine': machine_info(include_torch=False), 'command': command, 'started': started,
+        'threads': args.threads, 'rounds': args.rounds, 'warmup_rounds': args.warmup_rounds,
         'baseline_every': args.baseline_every, 'model_note': model_note,
         'frame': {'source': 'synthetic (replay.synthetic_frames)', 'seed': FRAME_SEED, 'mask': FRAME_MASK,
                   'density': FRAME_DENSITY},
@@ -389,31 +390,49 @@ def main(argv=None):
         'latency': {m.label: {size_name(s): {'total': latency_stats(samples[(m.label, s)]['total']),
                                              'network': latency_stats(samples[(m.label, s)]['network'])}
                               for s in args.sizes} for m in methods},
-        'models': {},
     }
-    for method in methods:
-        if method.kind != 'onnx':
-            continue
-        print('bench --model-only: profiling %s' % method.label, flush=True)
-        profile = {}
-        for size in args.sizes:
-            frame = frames[size]
-            tensor = prepare(frame['sparse'], frame['mask'], frame['intensity'], method.interpolator.stride).tensor
-            profile[size_name(size)] = onnx_profile.operator_profile(method.path, tensor, args.profile_runs,
-                                                                     args.threads)
-        report['models'][method.label] = {'path': method.path, 'graph': onnx_profile.graph_stats(method.path),
-                                          'profile': profile}
-    report['checks'] = target_checks(report)
-    report['seconds'] = time.time() - started
-    json_path = os.path.join(args.out, 'model_only.json')
-    with open(json_path, 'w') as f:
+
+
+def write_outputs(report, out_dir):
+    """``model_only.json`` (strict JSON), ``model_only.md`` and ``model_only.png``; returns the markdown."""
+    from .bench import _finite
+    with open(os.path.join(out_dir, 'model_only.json'), 'w') as f:
         json.dump(_finite(report), f, indent=1)
     text = markdown(report)
-    with open(os.path.join(args.out, 'model_only.md'), 'w') as f:
+    with open(os.path.join(out_dir, 'model_only.md'), 'w') as f:
         f.write(text)
-    plot(report, os.path.join(args.out, 'model_only.png'))
+    plot(report, os.path.join(out_dir, 'model_only.png'))
+    return text
+
+
+def make_methods(args, model_path, model_note):
+    """The model under test first, then the --compare models, then the baselines."""
+    own = 'shipped' if model_note == 'shipped' else os.path.splitext(os.path.basename(model_path))[0]
+    onnx_models = [(own, model_path)] + parse_compare(args.compare, args.out)
+    labels = unique_labels([label for label, _ in onnx_models])
+    methods = [OnnxMethod(label, path, args.threads) for label, (_, path) in zip(labels, onnx_models)]
+    return methods + [BaselineMethod(name.strip()) for name in args.baselines.split(',') if name.strip()]
+
+
+def main(argv=None):
+    from .bench import resolve_model
+    args = parse_args(argv)
+    os.makedirs(args.out, exist_ok=True)
+    started = time.time()
+    model_path, model_note = resolve_model(args.model, args.out)
+    methods = make_methods(args, model_path, model_note)
+    frames = benchmark_frames(args.sizes)
+    print('bench --model-only: %s at %s, %d rounds' % (', '.join(m.label for m in methods),
+                                                      ', '.join(map(size_name, args.sizes)), args.rounds), flush=True)
+    samples = time_interleaved(methods, frames, args.rounds, args.warmup_rounds, args.baseline_every)
+    command = 'depth_interp bench --model-only ' + ' '.join(sys.argv[1:] if argv is None else argv)
+    report = build_report(args, methods, samples, model_note, started, command)
+    report['models'] = profile_models(methods, frames, args.profile_runs, args.threads)
+    report['checks'] = target_checks(report)
+    report['seconds'] = time.time() - started
+    text = write_outputs(report, args.out)
     print('\n' + text)
-    print('bench --model-only: wrote %s, model_only.md and model_only.png in %.0f s' % (json_path, report['seconds']))
+    print('bench --model-only: wrote %s/model_only.{json,md,png} in %.0f s' % (args.out, report['seconds']))
     return 0
 
 
