@@ -109,3 +109,21 @@ def test_bench_device_records_a_backend_that_cannot_run_here_and_goes_on(tiny_mo
         assert row['infer']['min_ms'] <= row['infer']['p50_ms'] <= row['infer']['p99_ms']
     with pytest.raises(SystemExit):
         bench_device.main(['--model', tiny_model_path, '--backends', 'tensorflow', '--out', out])
+
+
+def test_left_out_stages_are_recorded_and_a_stage_that_raises_does_not_stop_the_rest(tiny_model_path, tmp_path,
+                                                                                   monkeypatch):
+    def broken(*args):
+        raise RuntimeError('no such thing')
+    monkeypatch.setattr(device_check, 'run_train', broken)
+    out = tmp_path / 'out'
+    rc = device_check.main(['--out', str(out), '--device', 'cpu', '--model', tiny_model_path, '--skip', 'bench',
+                            '--work', str(tmp_path / 'work')])
+    assert rc == 1
+    with open(out / 'device_check.json') as f:
+        stages = json.load(f)['stages']
+    assert stages['bench'] == {'status': 'skipped', 'seconds': 0.0, 'note': 'left out'}
+    assert stages['graphs']['note'] == stages['compile']['note'] == 'CUDA only'
+    assert stages['train']['status'] == 'failed' and stages['train']['error'] == 'RuntimeError: no such thing'
+    assert stages['export'] == {'status': 'skipped', 'seconds': 0.0, 'note': 'no checkpoint'}
+    assert os.listdir(out) == ['device_check.json'] and (tmp_path / 'work').is_dir()

@@ -334,8 +334,9 @@ def summary_lines(report):
                 r['frame']['p50_ms'], ', frame (GPU cloud) %7.2f ms' % r['frame_gpu_cloud']['p50_ms']
                 if 'frame_gpu_cloud' in r else ''))
     for name, stage in report.data['stages'].items():
+        why = stage.get('note') or stage.get('error')
         lines.append('stage %-11s %-9s %6.1f s%s' % (name, stage['status'], stage['seconds'],
-                                                     ' (%s)' % stage['note'] if 'note' in stage else ''))
+                                                     ' (%s)' % why if why else ''))
     return lines
 
 
@@ -372,7 +373,8 @@ def parse_args(argv=None):
     p.add_argument('--train-args', default='', help='more depth_interp train options, one string')
     p.add_argument('--init', default=None, help='checkpoint to fine-tune from (depth_interp train --init)')
     p.add_argument('--resume', default=None, help='checkpoint to continue (depth_interp train --resume)')
-    p.add_argument('--skip', default='', help='comma list of stages to leave out: bench, graphs, compile, train, export')
+    p.add_argument('--skip', default='',
+                   help='comma list of stages to leave out: bench, graphs, compile, train, export')
     p.add_argument('--work', default=None, help='folder for intermediate files (default: a new temporary one)')
     p.add_argument('--ort-gpu-note', default=os.environ.get('DEVICE_CHECK_ORT_GPU', ''),
                    help="what the attempt to install onnxruntime-gpu gave (the shell script's note)")
@@ -387,6 +389,37 @@ def parse_args(argv=None):
     if not os.path.isfile(args.model):
         p.error('model %s not found' % args.model)
     return args
+
+
+def run_stages(args, report, clock):
+    """Every stage in order; one that raises here is recorded as failed and the next still runs."""
+    cuda = args.device.startswith('cuda')
+    run_dir = os.path.join(args.work, 'train')
+    trained = False
+    stages = [('bench', lambda: run_bench(args, report, clock, 'bench', 'torch,onnx', 'fp32,fp16', BENCH_TIMEOUT_S)),
+              # fp16 first: the configuration the GPU target allows, kept if the stage runs out of time
+              ('graphs', lambda: run_bench(args, report, clock, 'graphs', 'graphs', 'fp16,fp32', GRAPHS_TIMEOUT_S)),
+              ('compile', lambda: run_bench(args, report, clock, 'compile', 'compile', 'fp16,fp32',
+                                            COMPILE_TIMEOUT_S)),
+              ('train', lambda: run_train(args, report, clock, run_dir)),
+              ('export', lambda: run_export(args, report, clock, run_dir))]
+    for name, stage in stages:
+        if name in args.skip:
+            report.stage(name, 'skipped', 0.0, note='left out')
+        elif name in ('graphs', 'compile') and not cuda:
+            report.stage(name, 'skipped', 0.0, note='CUDA only')
+        elif name == 'export' and not trained:
+            report.stage(name, 'skipped', 0.0, note='no checkpoint')
+        else:
+            started = time.time()
+            try:
+                result = stage()
+            except Exception as exc:  # the stages after it still run
+                report.stage(name, 'failed', time.time() - started, error='%s: %s' % (type(exc).__name__, exc))
+                continue
+            if name == 'train':
+                trained = bool(result)
+    collect_outputs(args, run_dir)
 
 
 def main(argv=None):
@@ -405,26 +438,7 @@ def main(argv=None):
     log('environment (device %s, %.0f s left)' % (args.device, clock.left()))
     report['environment'] = environment(args.device, args.ort_gpu_note)
     report.stage('environment', 'ok', time.time() - t0)
-    cuda = args.device.startswith('cuda')
-    if 'bench' not in args.skip:
-        run_bench(args, report, clock, 'bench', 'torch,onnx', 'fp32,fp16', BENCH_TIMEOUT_S)
-    # fp16 first in these two: the configuration the GPU target allows, kept if a stage runs out of time
-    for name, timeout in (('graphs', GRAPHS_TIMEOUT_S), ('compile', COMPILE_TIMEOUT_S)):
-        if name in args.skip or not cuda:
-            report.stage(name, 'skipped', 0.0, note='left out' if cuda else 'CUDA only')
-        else:
-            run_bench(args, report, clock, name, name, 'fp16,fp32', timeout)
-    run_dir = os.path.join(args.work, 'train')
-    trained = False
-    if 'train' in args.skip:
-        report.stage('train', 'skipped', 0.0, note='left out')
-    else:
-        trained = run_train(args, report, clock, run_dir)
-    if 'export' in args.skip or not trained:
-        report.stage('export', 'skipped', 0.0, note='left out' if 'export' in args.skip else 'no checkpoint')
-    else:
-        run_export(args, report, clock, run_dir)
-    collect_outputs(args, run_dir)
+    run_stages(args, report, clock)
     report['checks'] = gpu_checks([row for name in BENCH_STAGES for row in report.data.get(name) or []])
     report['files'] = sorted(f for f in os.listdir(args.out) if f in OUTPUT_FILES)
     report['seconds'] = round(time.time() - report.data['started'], 1)
