@@ -233,21 +233,25 @@ def test_liveframe_pose_goes_to_tf_and_live_pose(running):
 
 def test_map_is_transient_local_and_re_posed_by_a_graph_update(running):
     node, bench = running
-    with bench._lock:
-        width_before = max((m.width for m in bench.maps), default=0)
     scene = scene_keyframe(index=20, kf_id=300, time=1700000003.0)
-    bench.outputs(publish(bench, scene), process=node)
+    cloud = cloud_msg_to_array(bench.outputs(publish(bench, scene), process=node)['points']).reshape(-1, 4)
+    # keyframe 300 is the newest in the map: its H x W points (voxel filter off) come last, placed
+    # by its Sim(3) (the keyframe-scale points s R p + t are the world-scale ones R (s p) + t)
+    expected = cloud[:, :3] @ scene.sim3.rotation.T + scene.sim3.translation
 
     def newest_map(condition):
         with bench._lock:
             maps = list(bench.maps)
         for msg in reversed(maps):
-            if condition(msg):
-                return msg
-    # keyframe 300 joins the map (voxel filter off: every one of its H x W points)
-    before = wait_until(lambda: newest_map(lambda m: m.width >= width_before + H * W), what='map with keyframe 300',
-                        process=node)
+            points = cloud_msg_to_array(msg).reshape(-1, 4)
+            if len(points) >= H * W and condition(points):
+                return [msg, points]
+
+    def ends_with(target):
+        return lambda points: np.allclose(points[-H * W:, :3], target, atol=2e-3)
+    before, old = wait_until(lambda: newest_map(ends_with(expected)), what='map with keyframe 300', process=node)
     assert before.header.frame_id == 'world'
+    np.testing.assert_array_equal(old[-H * W:, 3], cloud[:, 3])
     # a late subscriber gets the map too (transient local), as RViz started later would
     late = KeyframeBench('kf_bench_late')
     try:
@@ -255,9 +259,6 @@ def test_map_is_transient_local_and_re_posed_by_a_graph_update(running):
                    process=node)
     finally:
         late.close()
-    old = cloud_msg_to_array(before).reshape(-1, 4)
-    with bench._lock:
-        seen = len(bench.maps)
     # a loop closure moves keyframe 300 by 1 m along x and doubles its scale (id 9999 is unknown)
     new_pose = Sim3.from_scale_rotation_translation(2 * scene.scale, scene.sim3.quaternion,
                                                     scene.sim3.translation + np.array([1.0, 0, 0]))
@@ -266,20 +267,11 @@ def test_map_is_transient_local_and_re_posed_by_a_graph_update(running):
     graph = KeyframeGraph(num_frames=fields['num_frames'], num_constraints=0)
     graph.frame_data = bytes(fields['frame_data'])
     bench.pub_graph.publish(graph)
-
-    def reposed():
-        with bench._lock:
-            maps = list(bench.maps[seen:])
-        for msg in maps:
-            points = cloud_msg_to_array(msg).reshape(-1, 4)
-            if points.shape == old.shape and np.any(np.abs(points[:, :3] - old[:, :3]) > 1e-6):
-                return [points]
-    new = wait_until(reposed, what='re-posed map', process=node)[0]
-    moved = np.any(np.abs(new[:, :3] - old[:, :3]) > 1e-6, axis=1)
-    assert moved.sum() == H * W                     # keyframe 300 moved, the earlier ones did not
-    in_keyframe = (old[moved, :3] - scene.sim3.translation) @ scene.sim3.rotation / scene.scale
-    np.testing.assert_allclose(new[moved, :3], new_pose.transform(in_keyframe), atol=1e-3)
-    np.testing.assert_array_equal(new[:, 3], old[:, 3])
+    re_posed = new_pose.transform(cloud[:, :3] / scene.scale)
+    after, new = wait_until(lambda: newest_map(ends_with(re_posed)), what='re-posed map', process=node)
+    assert len(new) == len(old)
+    np.testing.assert_array_equal(new[:-H * W], old[:-H * W])      # the other keyframes stay
+    np.testing.assert_array_equal(new[-H * W:, 3], old[-H * W:, 3])
 
 
 @pytest.mark.parametrize('change, counter', [
