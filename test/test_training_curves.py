@@ -1,10 +1,10 @@
-"""``figures.save_training_curves`` / ``read_metrics`` on metrics files in the format ``train`` writes."""
+"""``curves.save_training_curves`` / ``read_metrics`` on metrics files in the format ``train`` writes."""
 import json
 
 import numpy as np
 import pytest
 
-from ros2_depth_interp.evaluation.figures import read_metrics, save_training_curves
+from ros2_depth_interp.learning.curves import read_metrics, save_training_curves
 
 
 def _write(path, rows, garbage=False):

@@ -23,6 +23,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .unet import DepthSPN, DepthUNet, SPNConfig, UNetConfig
+
 
 @dataclass
 class NetConfig:
@@ -86,6 +88,9 @@ PRESETS = {
     'base': NetConfig(),
     # for tests: exported in a second
     'tiny': NetConfig(stem_width=4, width=8, dilations=(1, 2), prefill_levels=3, prefill_iterations=(1, 1, 2, 2)),
+    'unet': UNetConfig(),
+    'unet_tiny': UNetConfig(widths=(4, 6, 8, 8, 8), blocks=(0, 0, 1, 1, 1)),
+    'spn': SPNConfig(),
 }
 
 
@@ -548,12 +553,18 @@ class DepthInterpNet(nn.Module):
         return dense, confidence
 
 
+def config_from_dict(d):
+    return {'unet': UNetConfig, 'spn': SPNConfig}.get(d.get('arch'), NetConfig).from_dict(d)
+
+
 def build_model(config=None):
     if isinstance(config, str):
         config = PRESETS[config]
     elif isinstance(config, dict):
-        config = NetConfig.from_dict(config)
-    return DepthInterpNet(config)
+        config = config_from_dict(config)
+    if isinstance(config, SPNConfig):
+        return DepthSPN(config)
+    return DepthUNet(config) if isinstance(config, UNetConfig) else DepthInterpNet(config)
 
 
 def count_parameters(model):

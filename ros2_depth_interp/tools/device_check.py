@@ -248,7 +248,7 @@ def run_train(args, report, clock, run_dir):
     summary = {'command': command[1:], 'training_seconds': seconds}
     metrics = os.path.join(run_dir, 'metrics.jsonl')
     if os.path.isfile(metrics):
-        from ..evaluation.figures import read_metrics
+        from ..learning.curves import read_metrics
         train_rows, val_rows = read_metrics(metrics)
         summary['last_training_row'] = train_rows[-1] if train_rows else None
         summary['validation'] = val_rows
@@ -347,7 +347,7 @@ def collect_outputs(args, run_dir):
             shutil.copy2(src, os.path.join(args.out, name))
     metrics = os.path.join(args.out, 'metrics.jsonl')
     if os.path.isfile(metrics):
-        from ..evaluation.figures import save_training_curves
+        from ..learning.curves import save_training_curves
         try:
             save_training_curves(metrics, os.path.join(args.out, 'training_curves.png'), title='device check run')
         except ValueError as exc:
