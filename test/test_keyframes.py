@@ -4,16 +4,19 @@ Keyframes are synthesized from a rendered scene with known metric depth and came
 (test/keyframe_scene.py), written at a keyframe scale 1/8 of the world's as LSD-SLAM does.
 """
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from ros2_depth_interp.core import keyframes as kf
+from ros2_depth_interp.core import lsd_slam
 from ros2_depth_interp.core.inference import DepthInterpolator
 from ros2_depth_interp.core.lsd_slam import KeyframeError, Sim3, decode_keyframe
 from ros2_depth_interp.core.pipeline import PipelineConfig
 
-from keyframe_scene import H, W, scene_keyframe
+from keyframe_scene import TIME0, H, W, ros2_fields, scene_keyframe
 
 
 @pytest.fixture(scope='module')
@@ -142,3 +145,70 @@ def test_map_voxel_filter_and_keyframe_limit(processor):
     keys = np.floor(points[:, :3] / 0.2).astype(np.int64)
     assert len(np.unique(keys, axis=0)) == len(points)      # one point per voxel
     assert 0 < len(points) < 2 * H * W
+
+
+# --- the interface package and the bag tool ---------------------------------------------------------------
+REPO = Path(__file__).resolve().parents[1]
+# LSD-SLAM's lsd_slam_viewer/msg/keyframeGraphMsg.msg, comments dropped
+KEYFRAME_GRAPH_ROS1 = 'uint32 numFrames\nuint8[] frameData\nuint32 numConstraints\nuint8[] constraintsData\n'
+
+
+def msg_fields(text):
+    """[(type, name)] of a .msg text, comments and blank lines dropped."""
+    fields = []
+    for line in text.splitlines():
+        line = line.split('#', 1)[0].strip()
+        if line:
+            kind, name = line.split()[:2]
+            fields.append((kind, name))
+    return fields
+
+
+@pytest.mark.parametrize('ros2_file, ros1_text, ros1_message', [
+    ('Keyframe.msg', lsd_slam.KEYFRAME_DEFINITION, 'keyframeMsg'),
+    ('KeyframeGraph.msg', KEYFRAME_GRAPH_ROS1, 'keyframeGraphMsg'),
+])
+def test_interface_package_mirrors_lsd_slam_field_for_field(ros2_file, ros1_text, ros1_message):
+    ros2 = msg_fields((REPO / 'lsd_slam_msgs' / 'msg' / ros2_file).read_text())
+    ros1 = msg_fields(ros1_text)
+    assert [kind for kind, _ in ros2] == [kind for kind, _ in ros1]
+    rules = yaml.safe_load((REPO / 'lsd_slam_msgs' / 'mapping_rules.yaml').read_text())
+    rule = next(r for r in rules if r['ros1_message_name'] == ros1_message)
+    assert (rule['ros1_package_name'], rule['ros2_package_name']) == ('lsd_slam_viewer', 'lsd_slam_msgs')
+    assert rule['ros2_message_name'] == ros2_file[:-len('.msg')]
+    assert list(rule['fields_1_to_2'].items()) == [(n1, n2) for (_, n1), (_, n2) in zip(ros1, ros2)]
+    if ros2_file == 'Keyframe.msg':
+        assert ros2 == msg_fields(lsd_slam.KEYFRAME2_DEFINITION)
+    package = (REPO / 'lsd_slam_msgs' / 'package.xml').read_text()
+    assert '<ros1_bridge mapping_rules="mapping_rules.yaml"/>' in package
+    assert 'install(FILES mapping_rules.yaml DESTINATION share/${PROJECT_NAME})' in \
+        (REPO / 'lsd_slam_msgs' / 'CMakeLists.txt').read_text()
+
+
+def test_bag_tool_reads_both_keyframe_types_alike(tiny_model_path, tmp_path):
+    """A bag recorded in ROS 2 next to the live node holds lsd_slam_msgs/msg/Keyframe; one recorded
+    next to LSD-SLAM in ROS 1 holds lsd_slam_viewer keyframeMsg: the bag tool gives the same outputs."""
+    from rosbags.highlevel import AnyReader
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    from ros2_depth_interp.core import params
+    from ros2_depth_interp.tools.bag import BagJob, process_bag
+    scenes = [scene_keyframe(index=i, kf_id=i, time=TIME0 + i) for i in (0, 30)]
+    outputs = []
+    for msgtype in (lsd_slam.KEYFRAME_MSGTYPE, lsd_slam.KEYFRAME2_MSGTYPE):
+        store = lsd_slam.keyframe_typestore()
+        src, dst = tmp_path / msgtype.split('/')[0], tmp_path / (msgtype.split('/')[0] + '_out')
+        writer = Writer(src, version=9, storage_plugin=StoragePlugin.MCAP)
+        writer.open()
+        conn = writer.add_connection('/lsd_slam/keyframes', msgtype, typestore=store)
+        for scene in scenes:
+            fields = scene.fields if msgtype == lsd_slam.KEYFRAME_MSGTYPE else ros2_fields(scene.fields)
+            writer.write(conn, int(fields['time'] * 1e9), store.serialize_cdr(store.types[msgtype](**fields), msgtype))
+        writer.close()
+        interpolator = DepthInterpolator(tiny_model_path, providers=['CPUExecutionProvider'], threads=1,
+                                         warmup=False)
+        summary = process_bag(BagJob(str(src), str(dst), keyframe_topic='/lsd_slam/keyframes',
+                                     values=params.defaults(), copy_inputs=False), interpolator=interpolator)
+        assert summary.keyframes.written == 2
+        with AnyReader([dst]) as reader:
+            outputs.append(sorted((conn.topic, t, bytes(raw)) for conn, t, raw in reader.messages()))
+    assert len(outputs[0]) == 6 and outputs[0] == outputs[1]

@@ -31,7 +31,7 @@ import numpy as np
 from .geometry import CameraIntrinsics
 
 __all__ = [
-    'KEYFRAME_MSGTYPE', 'KEYFRAME_DEFINITION', 'POINT_DTYPE', 'POINT_BYTES', 'KeyframeError',
+    'KEYFRAME_MSGTYPE', 'KEYFRAME_DEFINITION', 'KEYFRAME2_MSGTYPE', 'KEYFRAME2_DEFINITION', 'POINT_DTYPE', 'POINT_BYTES', 'KeyframeError',
     'Sim3', 'Keyframe', 'KeyframeFilter', 'register_keyframe_type', 'keyframe_typestore',
     'is_keyframe_msgtype', 'decode_keyframe', 'keyframe_fields', 'encode_keyframe', 'valid_mask',
 ]
@@ -60,6 +60,23 @@ uint32 width
 uint8[] pointcloud
 """
 
+# Its ROS 2 twin, the interface package lsd_slam_msgs of this repository (what ros1_bridge and a
+# `ros2 bag record` next to the live node give): the same fields, types and order, ROS 2 names.
+KEYFRAME2_MSGTYPE = 'lsd_slam_msgs/msg/Keyframe'
+KEYFRAME2_DEFINITION = """\
+int32 id
+float64 time
+bool is_keyframe
+float32[7] cam_to_world
+float32 fx
+float32 fy
+float32 cx
+float32 cy
+uint32 height
+uint32 width
+uint8[] pointcloud
+"""
+
 # One pointcloud record. LSD-SLAM dumps its x86 memory, hence little-endian.
 POINT_DTYPE = np.dtype([('idepth', '<f4'), ('idepth_var', '<f4'), ('color', 'u1', (4,))])
 POINT_BYTES = POINT_DTYPE.itemsize   # 12
@@ -82,15 +99,20 @@ class KeyframeError(ValueError):
 # --- the type ---------------------------------------------------------------------------------------
 def is_keyframe_msgtype(msgtype: str) -> bool:
     """True for ``lsd_slam_viewer/msg/keyframeMsg`` and forks that kept the message name
-    (``<package>/msg/keyframeMsg``; ROS 1 names without ``/msg/`` too)."""
-    return isinstance(msgtype, str) and msgtype.rsplit('/', 1)[-1] == 'keyframeMsg'
+    (``<package>/msg/keyframeMsg``; ROS 1 names without ``/msg/`` too), and for its ROS 2 twin
+    ``lsd_slam_msgs/msg/Keyframe``."""
+    if not isinstance(msgtype, str):
+        return False
+    return msgtype.rsplit('/', 1)[-1] == 'keyframeMsg' or msgtype.replace('/msg/', '/') == 'lsd_slam_msgs/Keyframe'
 
 
 def register_keyframe_type(typestore, msgtype: str = KEYFRAME_MSGTYPE):
-    """Add the keyframe type to a ``rosbags`` typestore (no-op if it is there); returns the store."""
+    """Add the keyframe type ``msgtype`` to a ``rosbags`` typestore, and ``lsd_slam_msgs/msg/Keyframe``
+    too (no-op for what is there); returns the store."""
     from rosbags.typesys import get_types_from_msg
-    if msgtype not in typestore.fielddefs:
-        typestore.register(get_types_from_msg(KEYFRAME_DEFINITION, msgtype))
+    for name, definition in ((msgtype, KEYFRAME_DEFINITION), (KEYFRAME2_MSGTYPE, KEYFRAME2_DEFINITION)):
+        if name not in typestore.fielddefs:
+            typestore.register(get_types_from_msg(definition, name))
     return typestore
 
 
