@@ -19,6 +19,7 @@ import threading
 import time
 
 import numpy as np
+import pytest
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.executors import SingleThreadedExecutor
@@ -37,6 +38,8 @@ NODE_START_S = 90.0
 TINY_MODEL_ENV = 'DEPTH_INTERP_TINY_MODEL'
 # why the tests that need torch skip, or '' where torch is installed
 TORCH_MISSING = '' if importlib.util.find_spec('torch') else 'needs torch, which is not installed here'
+# for a test that needs torch itself (training, export, the torch backend): skipped without it
+needs_torch = pytest.mark.skipif(bool(TORCH_MISSING), reason=TORCH_MISSING or 'torch is installed')
 
 
 def node_command():
@@ -57,7 +60,6 @@ def tiny_model(folder):
     if prebuilt:
         return prebuilt
     if TORCH_MISSING:
-        import pytest
         pytest.skip('%s, and %s names no exported tiny model' % (TORCH_MISSING, TINY_MODEL_ENV))
     from ros2_depth_interp.learning.export import export_tiny_model
     path = os.path.join(str(folder), 'tiny.onnx')

@@ -14,10 +14,13 @@ import pytest
 
 from ros2_depth_interp.tools import device_check
 
+from node_helpers import needs_torch
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY_TRAINING = '--preset tiny --batch 2 --crop 32x32 --workers 0 --val-samples 1 --threads 1 --sources synthetic'
 
 
+@needs_torch
 def test_device_check_script_on_the_cpu_writes_its_files_and_json(tiny_model_path, tmp_path):
     out = tmp_path / 'device_out'
     env = dict(os.environ, PYTHON=sys.executable, DEVICE='cpu', MODEL=tiny_model_path, SIZES='24x40',
@@ -95,6 +98,7 @@ def test_bad_options_are_refused(tmp_path):
         device_check.parse_args(['--out', str(tmp_path), '--model', str(tmp_path / 'missing.onnx')])
 
 
+@needs_torch
 def test_bench_device_records_a_backend_that_cannot_run_here_and_goes_on(tiny_model_path, tmp_path):
     from ros2_depth_interp.tools import bench_device
     out = str(tmp_path / 'bench.json')

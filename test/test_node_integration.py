@@ -23,8 +23,8 @@ from sensor_msgs.msg import PointField
 
 from ros2_depth_interp.ros.ros_msgs import cloud_msg_to_array
 
-from node_helpers import (REPO, RUN_NS, Bench, NodeProcess, counter, decode, k_matrix, plane_frame,
-                          tiny_model, wait_until)
+from node_helpers import (REPO, RUN_NS, Bench, NodeProcess, counter, decode, k_matrix, needs_torch,
+                          plane_frame, tiny_model, wait_until)
 
 H, W = 48, 64
 FX, FY, CX, CY = 50.0, 55.0, 31.5, 23.5
@@ -427,6 +427,7 @@ TORCH_NODE = TORCH_NS + '/depth_interp'
 TORCH_TOPICS = {key: (value.replace(ROBOT_NS, TORCH_NS) if value else None) for key, value in ROBOT_TOPICS.items()}
 
 
+@needs_torch
 def test_torch_backend_node_matches_the_onnx_backend(model):
     """backend:=torch runs the same network (the .pt beside the ONNX file) with the same processing."""
     from ros2_depth_interp.core.inference import DepthInterpolator

@@ -5,6 +5,7 @@ import os
 
 import pytest
 
+from node_helpers import needs_torch
 from test_evaluate import _write_scene
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -19,6 +20,7 @@ def _script(name, folder=SCRIPTS):
     return module
 
 
+@needs_torch
 def test_network_gain_bands_add_up_to_the_change_of_the_error(tiny_model_path, tmp_path):
     root = tmp_path / 'middlebury'
     for i, scene in enumerate(('SceneA', 'SceneB')):
@@ -59,6 +61,7 @@ def _shipped_training_phases():
     return phases
 
 
+@needs_torch
 def test_the_shipped_models_training_script_trains_what_the_shipped_model_records():
     # every `train` line parses, each phase starts from the one before it, each phase whose config
     # the shipped checkpoint records (phases 4a-10) trains that config (4a-4b ran on an intermediate
@@ -101,6 +104,7 @@ def test_the_shipped_models_training_script_trains_what_the_shipped_model_record
     assert not sorted(k for k in default if k != 'dropout' and shipped['config'][k] != default[k])
 
 
+@needs_torch
 def test_prefill_table_writes_numbers_a_chart_and_pictures(tmp_path, capsys):
     root = tmp_path / 'middlebury'
     for i, scene in enumerate(('Alpha', 'Beta')):
@@ -122,6 +126,7 @@ def test_prefill_table_writes_numbers_a_chart_and_pictures(tmp_path, capsys):
     assert not (tmp_path / 'prefill_Alpha_gradient_0.10.png').exists()
 
 
+@needs_torch
 def test_prefill_table_row_named_the_default_graph_is_the_default_presets_prefill():
     from ros2_depth_interp.learning.model import PyramidPrefill, build_model
     settings = _script('prefill_table', EXPERIMENTS).SETTINGS
