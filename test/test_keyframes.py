@@ -118,6 +118,7 @@ def test_voxel_filter_averages_per_voxel():
 def test_map_in_world_frame_and_re_posed_by_a_graph_update(processor, scene):
     output = processor.process(decode_keyframe(scene.fields))
     dense_map = kf.DenseMap(voxel=0.0)
+    assert not dense_map.changed and dense_map.points() is None     # nothing to publish yet
     dense_map.add(0, output.result.cloud, scene.sim3)
     first = dense_map.points()
     assert dense_map.points() is None             # unchanged: nothing to rebuild

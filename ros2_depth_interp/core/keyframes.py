@@ -203,7 +203,7 @@ class DenseMap:
         self._poses: Dict[int, Sim3] = {}
         self._lock = threading.Lock()
         self._version = 0
-        self._built_version = -1
+        self._built_version = 0       # nothing to publish before the first keyframe
         self.graph_updates = 0
 
     def __len__(self):
