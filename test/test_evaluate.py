@@ -160,6 +160,17 @@ def test_with_an_onnx_model(data, tmp_path):
     assert os.path.isfile(os.path.join(out, 'fig_SceneA_gradient_0.10.png'))
 
 
+def test_compared_models_run_on_the_same_masks(data, tmp_path, tiny_model_path):
+    out = str(tmp_path / 'eval')
+    rc, _ = _run(['--data', data, '--scenes', *SCENES, '--protocols', 'gradient@0.10', '--model', tiny_model_path,
+                  '--compare', 'again=' + tiny_model_path, '--methods', 'model', '--out', out, '--no-progress'])
+    assert rc == 0
+    report, md = _load(out)
+    assert report['meta']['methods'] == ['model', 'again'] and '| frame | model | again |' in md
+    for row in report['results']['gradient@0.10'].values():  # the same network on the same input
+        assert row['again']['all']['psnr'] == row['model']['all']['psnr']
+
+
 def test_tum_kind(tmp_path):
     root = tmp_path / 'tum'
     os.makedirs(root / 'seq')
@@ -190,6 +201,9 @@ def test_tum_kind(tmp_path):
     ['--views', '7'],
     ['--views', 'left'],
     ['--views', '5'],              # the generated scenes have no view5 / disp5
+    ['--compare', 'nolabel.onnx'],
+    ['--compare', 'nearest=/no/such/model.onnx'],
+    ['--compare', 'x=/no/such/model.onnx'],
 ])
 def test_bad_config_is_one_clear_error(data, tmp_path, capsys, argv):
     rc, text = _run(['--data', data, '--scenes', 'SceneA', '--out', str(tmp_path / 'e'), '--no-progress'] + argv,

@@ -35,10 +35,11 @@ import numpy as np
 from . import metrics as _metrics
 from .baselines import BASELINES
 from ..core.resources import default_model_path, shared_data_dir
+from ..learning.datasets import HELD_OUT_SCENES
 
 MODEL = 'model'
 METHODS = (MODEL,) + tuple(BASELINES)
-EVAL_SCENES = ('Books', 'Laundry', 'Reindeer')  # the 2005 scenes with public truth; never trained on
+EVAL_SCENES = HELD_OUT_SCENES  # whole families never trained on
 DEFAULT_PROTOCOLS = ('uniform@0.10', 'gradient@0.10', 'lsd@0.10',
                      'uniform@0.05', 'gradient@0.05', 'uniform@0.20', 'gradient@0.20')
 TUM_PROTOCOLS = ('uniform@0.10', 'gradient@0.10', 'lsd@0.10')
@@ -159,14 +160,14 @@ def load_model(path, required):
     info = dict(path=path, used=False)
     if not os.path.isfile(path):
         if required:
-            raise ConfigError('--model %s: file not found' % path)
+            raise ConfigError('model %s: file not found' % path)
         info['skipped'] = 'model file not found: %s' % path
         return None, info
     try:
         interp = DepthInterpolator(model_path=path)
     except ModelLoadError as exc:
         if required:
-            raise ConfigError('--model %s: %s' % (path, exc)) from None
+            raise ConfigError('model %s: %s' % (path, exc)) from None
         info['skipped'] = 'model could not be loaded: %s' % exc
         return None, info
     info.update(used=True, provider=interp.active_provider, metadata=interp.metadata)
@@ -377,6 +378,8 @@ def build_parser():
                    % (' '.join(DEFAULT_PROTOCOLS), ' '.join(TUM_PROTOCOLS)))
     p.add_argument('--methods', nargs='+', default=list(METHODS), help='any of: %s' % ' '.join(METHODS))
     p.add_argument('--model', default=None, help='ONNX model (default: the shipped model; skipped if missing)')
+    p.add_argument('--compare', nargs='*', default=[], metavar='LABEL=PATH',
+                   help='more ONNX models evaluated beside the model on the same masks, e.g. previous=old.onnx')
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--repeat', type=int, default=1,
                    help='calls per method and input; time = median (json also has the minimum)')
@@ -413,6 +416,19 @@ def _configure(args):
     return data, methods, list(dict.fromkeys(labels)), frames
 
 
+def _compared_models(items):
+    """['LABEL=PATH', ...] -> [(label, path)]; labels must differ from the methods' names."""
+    pairs = []
+    for item in items:
+        label, sep, path = item.partition('=')
+        if not sep or not label or not path:
+            raise ConfigError('--compare %r: expected LABEL=PATH' % item)
+        if label in METHODS or label in dict(pairs):
+            raise ConfigError('--compare label %r is taken' % label)
+        pairs.append((label, path))
+    return pairs
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
@@ -427,6 +443,10 @@ def main(argv=None):
             else:
                 _warm_up(interp.interpolate, frames)
                 funcs[MODEL] = interp.interpolate
+        for label, path in _compared_models(args.compare):
+            interp, _ = load_model(path, required=True)
+            _warm_up(interp.interpolate, frames)
+            funcs[label] = interp.interpolate
         for name in requested:
             if name != MODEL:
                 funcs[name] = BASELINES[name]

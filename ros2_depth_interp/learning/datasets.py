@@ -23,6 +23,11 @@ from .synthetic import render_scene
 MIDDLEBURY_2005 = ('Art', 'Books', 'Dolls', 'Laundry', 'Moebius', 'Reindeer')
 # Stored Middlebury disparities are in full-size pixels; divide by this for the size you hold.
 MIDDLEBURY_SIZE_FACTORS = {'ThirdSize': 3, 'HalfSize': 2, 'FullSize': 1}
+# The paper's Table-2 scenes: kept back for independent evaluation (not in the shared data).
+KEPT_BACK_SCENES = ('Art', 'Dolls', 'Moebius', 'Aloe')
+# Whole scene families held out of training for validation and evaluation: every sibling scene and
+# both views of a family (Lampshade, Midd, Plastic from 2006; Laundry, Reindeer from 2005).
+HELD_OUT_SCENES = ('Lampshade1', 'Lampshade2', 'Midd1', 'Midd2', 'Plastic', 'Laundry', 'Reindeer')
 # Middlebury 2005/2006 full-size focal length (px) and view1-view5 baseline (mm), for metric depth.
 MIDDLEBURY_FOCAL_PX = 3740.0
 MIDDLEBURY_BASELINE_MM = 160.0

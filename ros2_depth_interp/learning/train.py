@@ -20,16 +20,15 @@ import torch
 from torch import nn
 
 from .curves import save_training_curves
+from .datasets import HELD_OUT_SCENES, KEPT_BACK_SCENES
 from .losses import CombinedLoss, VGGWeightsMissing
 from .model import PRESETS, build_model, config_from_dict, count_parameters
 from .prefill_options import add_prefill_arguments, apply_prefill_arguments
 from ..core.preprocess import InputError, prepare
 
-# Middlebury scenes never trained on: the paper's Table-2 scenes (kept back for independent
-# evaluation; not in the shared data) and, by default, whole scene families held out for validation
-# (both of a family's views and every sibling scene, from the 2005 and the 2006 sets).
-EVAL_SCENES = ('Art', 'Dolls', 'Moebius', 'Aloe')
-VAL_SCENES = ('Lampshade1', 'Lampshade2', 'Midd1', 'Midd2', 'Plastic', 'Laundry', 'Reindeer')
+# never trained on: the kept-back scenes and, by default, the held-out families (validation)
+EVAL_SCENES = KEPT_BACK_SCENES
+VAL_SCENES = HELD_OUT_SCENES
 
 
 def parse_size(text):
