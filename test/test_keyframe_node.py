@@ -360,3 +360,11 @@ def test_newest_keyframe_wins_and_every_keyframe_is_accounted_for(running):
     published = [s for s in stamps if s in bench.received['dense_depth']]
     assert stamps[-1] in published
     assert len(published) == count('count_keyframe_output') - outputs_before
+
+
+def test_a_keyframe_topic_whose_outputs_collide_with_the_frame_outputs_is_a_config_error(model):
+    from node_helpers import run_node_to_exit
+    rc, output = run_node_to_exit(['-r', '__ns:=' + RUN_NS + '/collide', '-p', 'model_path:=' + model,
+                                   '-p', 'providers:=[CPUExecutionProvider]', '-p', 'keyframe_topic:=keyframes'])
+    assert rc == 2, output[-3000:]
+    assert 'namespace of its own' in output and output.count('configuration error') == 1, output[-3000:]

@@ -95,30 +95,8 @@ class KeyframeInput:
         self._messages = MessageCache()
         self._mailbox = LatestSetMailbox()
         self.stats.set_external_drops('keyframe_', self._mailbox.dropped)
-        namespace = self._output_namespace(values)
-        self.pub_depth = node.create_publisher(Image, namespace + 'dense_depth', OUTPUT_QOS)
-        self.pub_confidence = node.create_publisher(Image, namespace + 'dense_confidence', OUTPUT_QOS)
-        self.pub_points = node.create_publisher(PointCloud2, namespace + 'points', OUTPUT_QOS)
-        self.pub_pose = node.create_publisher(PoseStamped, namespace + 'keyframe_pose', OUTPUT_QOS)
-        self.pub_live_pose = node.create_publisher(PoseStamped, namespace + 'live_pose', OUTPUT_QOS)
-        self.pub_map = (node.create_publisher(PointCloud2, namespace + 'points_map', MAP_QOS)
-                        if values['publish_map'] else None)
-        self._tf_type, self._transform_type = _tf_message_type()
-        self.pub_tf = (node.create_publisher(self._tf_type, '/tf', TF_QOS)
-                       if self._tf_type is not None else None)
-        if self.pub_tf is None:
-            node.get_logger().info('tf2_msgs is not installed: no /tf; keyframe poses go out on %s only'
-                                   % self.pub_pose.topic_name)
-        self.subscriptions = []
-        if values['keyframe_topic']:
-            self.subscriptions.append(node.create_subscription(
-                Keyframe, values['keyframe_topic'], self._on_keyframe, KEYFRAME_QOS))
-        if values['liveframe_topic']:
-            self.subscriptions.append(node.create_subscription(
-                Keyframe, values['liveframe_topic'], self._on_liveframe, KEYFRAME_QOS))
-        if values['graph_topic']:
-            self.subscriptions.append(node.create_subscription(
-                KeyframeGraph, values['graph_topic'], self._on_graph, KEYFRAME_QOS))
+        self._create_publishers(self._output_namespace(values))
+        self._create_subscriptions(Keyframe, KeyframeGraph)
         self.map_publisher = MapPublisher(node, self.map, self.pub_map, values) if self.pub_map else None
         self._stop = threading.Event()
         self._worker = threading.Thread(target=self._work, name='depth_interp_keyframes', daemon=True)
@@ -129,10 +107,47 @@ class KeyframeInput:
             ', ' + self.pub_map.topic_name if self.pub_map else '', ', /tf' if self.pub_tf else ''))
 
     def _output_namespace(self, values):
-        """The namespace of the keyframe topic (where the bag tool writes too), '/' terminated."""
+        """The namespace of the keyframe topic (where the bag tool writes too), '/' terminated.
+
+        Raises ``KeyframeSetupError`` when that would put the keyframe outputs on the frame
+        outputs' topics (a keyframe topic in the node's own namespace)."""
         topic = values['keyframe_topic'] or values['liveframe_topic'] or values['graph_topic']
-        resolved = self.node.resolve_topic_name(topic)
-        return resolved.rsplit('/', 1)[0] + '/'
+        namespace = self.node.resolve_topic_name(topic).rsplit('/', 1)[0] + '/'
+        if namespace + 'dense_depth' == self.node.resolve_topic_name('dense_depth'):
+            raise KeyframeSetupError(
+                'the keyframe outputs go to the namespace of %r, %s, where the frame outputs '
+                'dense_depth, dense_confidence and points already are: put the keyframe topic in a '
+                'namespace of its own, e.g. /lsd_slam/keyframes' % (topic, namespace))
+        return namespace
+
+    def _create_publishers(self, namespace):
+        node = self.node
+        self.pub_depth = node.create_publisher(Image, namespace + 'dense_depth', OUTPUT_QOS)
+        self.pub_confidence = node.create_publisher(Image, namespace + 'dense_confidence', OUTPUT_QOS)
+        self.pub_points = node.create_publisher(PointCloud2, namespace + 'points', OUTPUT_QOS)
+        self.pub_pose = node.create_publisher(PoseStamped, namespace + 'keyframe_pose', OUTPUT_QOS)
+        self.pub_live_pose = node.create_publisher(PoseStamped, namespace + 'live_pose', OUTPUT_QOS)
+        self.pub_map = (node.create_publisher(PointCloud2, namespace + 'points_map', MAP_QOS)
+                        if self.values['publish_map'] else None)
+        self._tf_type, self._transform_type = _tf_message_type()
+        self.pub_tf = (node.create_publisher(self._tf_type, '/tf', TF_QOS)
+                       if self._tf_type is not None else None)
+        if self.pub_tf is None:
+            node.get_logger().info('tf2_msgs is not installed: no /tf; keyframe poses go out on %s only'
+                                   % self.pub_pose.topic_name)
+
+    def _create_subscriptions(self, Keyframe, KeyframeGraph):
+        subscribe, values = self.node.create_subscription, self.values
+        self.subscriptions = []
+        if values['keyframe_topic']:
+            self.subscriptions.append(subscribe(Keyframe, values['keyframe_topic'], self._on_keyframe,
+                                                KEYFRAME_QOS))
+        if values['liveframe_topic']:
+            self.subscriptions.append(subscribe(Keyframe, values['liveframe_topic'], self._on_liveframe,
+                                                KEYFRAME_QOS))
+        if values['graph_topic']:
+            self.subscriptions.append(subscribe(KeyframeGraph, values['graph_topic'], self._on_graph,
+                                                KEYFRAME_QOS))
 
     # --- runtime changes -----------------------------------------------------------------------------
     def apply_values(self, values):
