@@ -27,7 +27,7 @@ from .lsd_slam import Keyframe, KeyframeError, KeyframeFilter, Sim3, _field, dec
 from .pipeline import FrameProcessor, FrameResult, PipelineConfig
 
 __all__ = ['KEYFRAME_BAD_POSE', 'KEYFRAME_BAD_INTRINSICS', 'GRAPH_BAD_SIZE', 'KeyframeError',
-           'RigidPose', 'KeyframeOutput', 'KeyframeProcessor', 'decode_graph', 'DenseMap',
+           'RigidPose', 'KeyframeOutput', 'KeyframeProcessor', 'decode_graph', 'graph_fields', 'DenseMap',
            'voxel_filter', 'keyframe_config']
 
 # Reason keys of keyframes that cannot be used (besides lsd_slam's empty / bad size).
