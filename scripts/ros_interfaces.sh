@@ -86,6 +86,13 @@ PY
 }
 
 build_interfaces() {
+    local tool
+    for tool in cmake cc c++; do
+        if ! command -v "$tool" >/dev/null; then
+            say "cannot build the interface packages: $tool is missing (Debian/Ubuntu: apt-get install cmake g++)"
+            exit 1
+        fi
+    done
     local paths=("$REPO/lsd_slam_msgs")
     if [ -d "$SHARED_TF2_MSGS" ]; then
         paths+=("$SHARED_TF2_MSGS")
