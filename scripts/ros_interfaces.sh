@@ -56,7 +56,7 @@ install_ament_rosidl() {
     wheels+=("${WHEEL_PREFIX}rosidl-default-generators" "${WHEEL_PREFIX}rosidl-default-runtime"
              "${WHEEL_PREFIX}rosidl-core-generators")
     [ "$DISTRO" = jazzy ] && wheels+=("${WHEEL_PREFIX}python-cmake-module")
-    [ -d "$SHARED_TF2_MSGS" ] && wheels+=("${WHEEL_PREFIX}geometry-msgs")
+    wheels+=("${WHEEL_PREFIX}geometry-msgs")   # the node's keyframe poses; tf2_msgs builds on it
     pip_install "${wheels[@]}"
 }
 

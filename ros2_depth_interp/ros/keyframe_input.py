@@ -24,7 +24,6 @@ import threading
 import time
 
 import numpy as np
-from geometry_msgs.msg import PoseStamped
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image, PointCloud2
 from std_msgs.msg import Header
@@ -62,6 +61,8 @@ def wanted(values) -> bool:
 
 
 def _import_messages():
+    """(Keyframe, KeyframeGraph, PoseStamped), imported only when the keyframe path is on, so the
+    node runs without lsd_slam_msgs and geometry_msgs when it is off."""
     try:
         from lsd_slam_msgs.msg import Keyframe, KeyframeGraph
     except ImportError as exc:
@@ -69,7 +70,13 @@ def _import_messages():
             'keyframe_topic/liveframe_topic/graph_topic need the lsd_slam_msgs interface package, '
             'which cannot be imported (%s): build it with `make venv` (scripts/ros_interfaces.sh) or '
             'in your colcon workspace, then source it' % exc) from None
-    return Keyframe, KeyframeGraph
+    try:
+        from geometry_msgs.msg import PoseStamped
+    except ImportError as exc:
+        raise KeyframeSetupError('the keyframe path needs geometry_msgs for its poses, which cannot be '
+                                 'imported (%s): pip install ros-geometry-msgs (the venv), or install '
+                                 'ROS geometry_msgs' % exc) from None
+    return Keyframe, KeyframeGraph, PoseStamped
 
 
 def _tf_message_type():
@@ -85,7 +92,7 @@ class KeyframeInput:
     """See the module docstring. ``node`` is the DepthInterpNode (logger, stats, _warn)."""
 
     def __init__(self, node, interpolator, values):
-        Keyframe, KeyframeGraph = _import_messages()
+        Keyframe, KeyframeGraph, self._pose_type = _import_messages()
         self.node = node
         self.values = dict(values)
         self.stats = node.stats
@@ -125,8 +132,8 @@ class KeyframeInput:
         self.pub_depth = node.create_publisher(Image, namespace + 'dense_depth', OUTPUT_QOS)
         self.pub_confidence = node.create_publisher(Image, namespace + 'dense_confidence', OUTPUT_QOS)
         self.pub_points = node.create_publisher(PointCloud2, namespace + 'points', OUTPUT_QOS)
-        self.pub_pose = node.create_publisher(PoseStamped, namespace + 'keyframe_pose', OUTPUT_QOS)
-        self.pub_live_pose = node.create_publisher(PoseStamped, namespace + 'live_pose', OUTPUT_QOS)
+        self.pub_pose = node.create_publisher(self._pose_type, namespace + 'keyframe_pose', OUTPUT_QOS)
+        self.pub_live_pose = node.create_publisher(self._pose_type, namespace + 'live_pose', OUTPUT_QOS)
         self.pub_map = (node.create_publisher(PointCloud2, namespace + 'points_map', MAP_QOS)
                         if self.values['publish_map'] else None)
         self._tf_type, self._transform_type = _tf_message_type()
@@ -241,9 +248,8 @@ class KeyframeInput:
         header.stamp.sec, header.stamp.nanosec = seconds_to_stamp(seconds)
         return header
 
-    @staticmethod
-    def _pose_msg(pose, header):
-        msg = PoseStamped(header=header)
+    def _pose_msg(self, pose, header):
+        msg = self._pose_type(header=header)
         msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = pose.translation
         o = msg.pose.orientation
         o.x, o.y, o.z, o.w = pose.rotation_xyzw
