@@ -23,10 +23,12 @@ $(STAMP): requirements.txt setup.py scripts/ros_interfaces.sh lsd_slam_msgs/pack
 # composition_interfaces from ../shared/ros2_src, built against the venv's ROS wheels.
 # `. build/ws/install/setup.sh` then gives `ros2 launch` and `ros2 pkg`. See docs/ros_setup.md.
 WS := build/ws
+# files installed into share/: a new one needs a rebuild (the others are symlinks to the checkout)
+WS_SHARE_FILES := $(wildcard launch/*.launch.py config/* models/*)
 WS_STAMP := $(WS)/.built
 ws: $(WS_STAMP)
 
-$(WS_STAMP): $(STAMP) scripts/ros/colcon_ws.sh setup.py package.xml
+$(WS_STAMP): $(STAMP) scripts/ros/colcon_ws.sh setup.py package.xml $(WS_SHARE_FILES)
 	scripts/ros/colcon_ws.sh $(VENV) $(WS)
 	touch $(WS_STAMP)
 
@@ -51,7 +53,7 @@ JAZZY_WS := build/ws-jazzy
 JAZZY_WS_STAMP := $(JAZZY_WS)/.built
 ws-jazzy: $(JAZZY_WS_STAMP)
 
-$(JAZZY_WS_STAMP): $(JAZZY_STAMP) scripts/ros/colcon_ws.sh setup.py package.xml
+$(JAZZY_WS_STAMP): $(JAZZY_STAMP) scripts/ros/colcon_ws.sh setup.py package.xml $(WS_SHARE_FILES)
 	scripts/ros/colcon_ws.sh $(JAZZY_VENV) $(JAZZY_WS)
 	touch $(JAZZY_WS_STAMP)
 
