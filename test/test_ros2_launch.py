@@ -207,3 +207,63 @@ def test_autonomous_vehicle_launch_runs_one_node_per_camera():
         assert_stopped_cleanly(launch, nodes=3)
     finally:
         launch.kill()
+
+
+def test_lsd_slam_launch_takes_a_keyframe_on_lsd_slams_topics():
+    """config/lsd_slam.yaml: a lsd_slam_msgs/Keyframe on /lsd_slam/keyframes gives dense depth, a
+    cloud and the keyframe pose on /lsd_slam/..., reliable; the node is /depth_interp."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+    from geometry_msgs.msg import PoseStamped
+    from sensor_msgs.msg import Image, PointCloud2
+    from ros2_depth_interp.core.lsd_slam import seconds_to_stamp
+    from keyframe_scene import keyframe_msg, scene_keyframe
+    pytest.importorskip('lsd_slam_msgs.msg', reason='lsd_slam_msgs is not built (make venv builds it)')
+    from lsd_slam_msgs.msg import Keyframe
+
+    reliable = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
+    outputs = {'dense_depth': Image, 'points': PointCloud2, 'keyframe_pose': PoseStamped}
+    received = {name: {} for name in outputs}
+    launch = LaunchProcess('lsd_slam.launch.py')
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node('launch_lsd_slam_bench', context=context)
+    executor = SingleThreadedExecutor(context=context)
+    try:
+        publisher = node.create_publisher(Keyframe, '/lsd_slam/keyframes', reliable)
+        subscriptions = [node.create_subscription(
+            msg_type, '/lsd_slam/' + name,
+            lambda msg, name=name: received[name].__setitem__((msg.header.stamp.sec, msg.header.stamp.nanosec), msg),
+            reliable) for name, msg_type in outputs.items()]
+        executor.add_node(node)
+        wait_until(lambda: publisher.get_subscription_count() >= 1 and all(
+            s.get_publisher_count() >= 1 for s in subscriptions), timeout=90, what='matching', process=launch)
+        scene = scene_keyframe(index=0, kf_id=7, time=1700000000.5)
+        publisher.publish(keyframe_msg(scene.fields))
+        stamp = seconds_to_stamp(scene.fields['time'])
+
+        def arrived():
+            executor.spin_once(timeout_sec=0.05)
+            return all(stamp in received[name] for name in outputs)
+        try:
+            wait_until(arrived, what='keyframe outputs', process=launch)
+        except AssertionError as exc:
+            raise AssertionError('%s\n--- ros2 launch output:\n%s' % (exc, launch.output()[-4000:])) from None
+        dense = decode(received['dense_depth'][stamp])
+        assert dense.shape == scene.depth.shape and np.isfinite(dense).any()
+        assert received['keyframe_pose'][stamp].header.frame_id == 'world'
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)
+    try:
+        assert_stopped_cleanly(launch, nodes=1)
+    finally:
+        launch.kill()
+
+
+def test_every_launch_file_is_started_here():
+    tested = {'depth_interp.launch.py', 'robot.launch.py', 'autonomous_vehicle.launch.py', 'lsd_slam.launch.py'}
+    shipped = {name for name in os.listdir(os.path.join(REPO, 'launch')) if name.endswith('.launch.py')}
+    assert shipped <= tested, 'no ros2 launch test for %s' % sorted(shipped - tested)

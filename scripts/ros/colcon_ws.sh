@@ -42,7 +42,8 @@ fi
 mkdir -p "$WS"
 WS=$(cd "$WS" && pwd)
 SRC="$WS/src"
-rm -rf "$SRC"
+# always from scratch: colcon's symlink install refuses to replace the links of a previous build
+rm -rf "$SRC" "$WS/build" "$WS/install" "$WS/log"
 mkdir -p "$SRC"
 ln -s "$REPO" "$SRC/ros2_depth_interp"
 # copies, not links: ../shared may be read-only, and setup.py writes its egg-info beside the sources
