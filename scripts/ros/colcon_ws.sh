@@ -43,7 +43,7 @@ mkdir -p "$WS"
 WS=$(cd "$WS" && pwd)
 SRC="$WS/src"
 # always from scratch: colcon's symlink install refuses to replace the links of a previous build
-rm -rf "$SRC" "$WS/build" "$WS/install" "$WS/log"
+rm -rf "$SRC" "$WS/build" "$WS/install" "$WS/log" "$WS/colcon_build.log"
 mkdir -p "$SRC"
 ln -s "$REPO" "$SRC/ros2_depth_interp"
 # copies, not links: ../shared may be read-only, and setup.py writes its egg-info beside the sources
@@ -79,13 +79,20 @@ setup(name='message_filters', version='$version', packages=['message_filters'],
 EOF
 
 started=$(date +%s)
-(
+say "building in $WS (output in $WS/colcon_build.log)"
+if ! (
     cd "$WS"
     export AMENT_PREFIX_PATH="$VENV" CMAKE_PREFIX_PATH="$VENV" PATH="$VENV/bin:$PATH"
     export LD_LIBRARY_PATH="$VENV/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
     "$VENV/bin/colcon" --log-base "$WS/log" build --symlink-install --base-paths "$SRC" \
-        --build-base "$WS/build" --install-base "$WS/install" --event-handlers console_direct- \
+        --build-base "$WS/build" --install-base "$WS/install" \
         --cmake-args -DBUILD_TESTING=OFF -DPython3_EXECUTABLE="$VENV/bin/python" \
         -DPYTHON_EXECUTABLE="$VENV/bin/python"
-)
+) > "$WS/colcon_build.log" 2>&1; then
+    grep -E '^(Starting|Finished|Failed)' "$WS/colcon_build.log" || true
+    tail -n 40 "$WS/colcon_build.log"
+    say "the build failed (whole output: $WS/colcon_build.log)"
+    exit 1
+fi
+grep -E '^(Finished|Failed|Summary)' "$WS/colcon_build.log" || true
 say "built in $(( $(date +%s) - started )) s: . $WS/install/setup.sh gives ros2 launch, ros2 pkg and message_filters"
