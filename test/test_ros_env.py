@@ -58,7 +58,7 @@ def test_the_profile_goes_under_the_variable_of_the_installed_fast_dds():
     if installed is not None:          # a venv of ROS wheels (else a system ROS install)
         assert major == installed
     env = isolated_dds_env(base={'PATH': os.environ['PATH']})
-    wanted, other = PROFILE_VARIABLES[major], PROFILE_VARIABLES[5 - major]
+    wanted, other = PROFILE_VARIABLES[major], PROFILE_VARIABLES[3 if major == 2 else 2]
     assert env[wanted].endswith('fastdds_large_shm.xml') and other not in env
     # a stale variable of the other version is removed, and large_shm=False removes both
     env = isolated_dds_env(base={other: '/elsewhere.xml', wanted: '/mine.xml'}, large_shm=False)
