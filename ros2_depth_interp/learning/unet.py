@@ -15,6 +15,7 @@ The network does the interpolation itself, with few, large operators:
 Input: (N, 3, H, W) as described in ``core.preprocess`` (H, W multiples of ``stride``).
 Output: (depth, confidence), each (N, 1, H, W): normalized depth and a confidence in [0, 1].
 """
+import math
 from dataclasses import asdict, dataclass
 
 import torch
@@ -23,6 +24,8 @@ from torch.nn import functional as F
 
 
 EPS = 1e-6
+OUTSIDE = 4.0     # intensity (in [0, 1] inside) of the pixels around the image
+HOLD_BIAS = 4.0   # initial firmness logit of the pooled measurements (sigmoid: 0.98)
 
 
 def elu(x):
@@ -64,11 +67,14 @@ class UNetConfig:
 class SPNConfig(UNetConfig):
     propagation: dict = None       # level (1 = 1/2, 2 = 1/4, 3 = 1/8 ...) -> propagation steps there
     full_iterations: int = 4       # propagation steps at full resolution
+    full_width: int = 8            # full-resolution features of the input
+    lift_width: int = 4            # decoder features brought to full resolution by a pixel shuffle
+    prior_sigma: float = 0.02      # initial intensity range of the affinities' prior (intensity in [0, 1])
     arch: str = 'spn'
 
     def __post_init__(self):
         if self.propagation is None:
-            self.propagation = {5: 8, 4: 12, 3: 12, 2: 10, 1: 6}
+            self.propagation = {5: 16, 4: 14, 3: 10, 2: 8, 1: 6}
         self.propagation = {int(k): int(v) for k, v in self.propagation.items()}
 
 
@@ -187,16 +193,36 @@ class Propagation(nn.Module):
     def __init__(self, iterations):
         super().__init__()
         self.iterations = iterations
-        shifts = torch.zeros(9, 1, 3, 3)
-        for k in range(9):
-            shifts[k, 0, k // 3, k % 3] = 1.0
-        self.register_buffer('shifts', shifts, persistent=False)
 
     def forward(self, x, affinity, held, keep):
+        weights = keep * affinity   # held + keep * sum(a * n) = held + sum((keep * a) * n): one Mul less a step
         for _ in range(self.iterations):
-            neighbours = F.conv2d(x, self.shifts, padding=1)
-            x = held + keep * (affinity * neighbours).sum(1, keepdim=True)
+            x = held + (weights * neighbours(x)).sum(1, keepdim=True)
         return x
+
+
+def _shift_kernels():
+    kernels = torch.zeros(9, 1, 3, 3)
+    for k in range(9):
+        kernels[k, 0, k // 3, k % 3] = 1.0
+    return kernels
+
+
+SHIFTS = _shift_kernels()
+
+
+def neighbours(x):
+    """(N, 1, H, W) -> (N, 9, H, W): the 3x3 neighbourhood of every pixel (zero outside), one Conv."""
+    return F.conv2d(x, SHIFTS.to(x.dtype), padding=1)
+
+
+def intensity_prior(intensity, scale):
+    """Affinity logits that follow intensity: -scale x squared intensity difference to each of the nine
+    neighbours (0 for the pixel itself). Outside the image the intensity is taken as ``OUTSIDE``, so
+    that neighbours there get no weight."""
+    shifted = intensity - OUTSIDE   # its zero padding is padding with OUTSIDE
+    difference = neighbours(shifted) - shifted
+    return -scale * (difference * difference)
 
 
 class DepthSPN(DepthUNet):
@@ -207,34 +233,55 @@ class DepthSPN(DepthUNet):
         config, widths = self.config, self.config.widths
         levels = sorted(config.propagation, reverse=True)          # coarsest first, e.g. 3, 2, 1
         self.levels = [int(l) for l in levels]
-        self.affinity = nn.ModuleList(conv3x3(widths[l - 1], 9) for l in self.levels)
+        # per level: 9 affinity logits and how firmly the level's pooled measurements are held (a
+        # block that pools both sides of a depth edge should not be)
+        self.affinity = nn.ModuleList(conv3x3(widths[l - 1], 10) for l in self.levels)
         self.propagate = nn.ModuleList(Propagation(config.propagation[l]) for l in self.levels)
         self.full = Propagation(config.full_iterations)
-        # half resolution -> 2x2 sub-pixels of (9 affinities, depth correction, confidence logit)
-        self.head = conv3x3(widths[0], 11 * 4)
+        # full resolution: features of the input beside the decoder's, lifted from half resolution by
+        # a pixel shuffle, give the 9 affinities, a depth correction and a confidence logit
+        self.full_features = conv3x3(4, config.full_width)
+        self.lift = conv3x3(widths[0], 4 * config.lift_width)
+        self.head = conv3x3(config.full_width + config.lift_width, 11)
+        # per propagation level and full resolution: the weight of the intensity prior (log scale)
+        prior = math.log(1.0 / (2.0 * config.prior_sigma ** 2))
+        self.prior_log_scale = nn.Parameter(torch.full((len(self.levels) + 1,), prior))
         for conv in list(self.affinity) + [self.head]:
             nn.init.zeros_(conv.weight)
             nn.init.zeros_(conv.bias)
+        for conv in self.affinity:
+            nn.init.constant_(conv.bias[9:], HOLD_BIAS)
 
     def forward(self, x):
         depth, mask, intensity = x[:, 0:1], x[:, 1:2], x[:, 2:3]
         fills, pyramid = self.pyramid(depth, mask)
         decoded = self.encoder_decoder(depth, mask, intensity, fills, pyramid)
+        scales = torch.exp(self.prior_log_scale)
+        shades = [intensity]
+        for _ in range(self.levels[0]):
+            shades.append(F.avg_pool2d(shades[-1], 2))
         estimate = fills[self.levels[0]]
-        for level, affinity, propagate in zip(self.levels, self.affinity, self.propagate):
+        for i, (level, affinity, propagate) in enumerate(zip(self.levels, self.affinity, self.propagate)):
             if level != self.levels[0]:
                 estimate = F.interpolate(estimate, scale_factor=2.0, mode='bilinear', align_corners=False)
-            held, keep = self._held(*pyramid[level])
-            weights = torch.softmax(affinity(decoded[level - 1]), dim=1)
-            estimate = propagate(held + keep * estimate, weights, held, keep)
+            out = affinity(decoded[level - 1])
+            held, keep = self._held(*pyramid[level], torch.sigmoid(out[:, 9:10]))
+            logits = out[:, :9] + intensity_prior(shades[level], scales[i])
+            estimate = propagate(held + keep * estimate, torch.softmax(logits, dim=1), held, keep)
         estimate = F.interpolate(estimate, scale_factor=2.0 ** self.levels[-1], mode='bilinear', align_corners=False)
-        out = self.shuffle(self.head(decoded[0]))
+        full = torch.cat([elu(self.full_features(torch.cat([depth, mask, intensity, fills[0]], dim=1))),
+                          elu(self.shuffle(self.lift(decoded[0])))], dim=1)
+        out = self.head(full)
         held, keep = self._held(depth, mask)
-        estimate = self.full(held + keep * estimate, torch.softmax(out[:, :9], dim=1), held, keep)
+        logits = out[:, :9] + intensity_prior(intensity, scales[-1])
+        estimate = self.full(held + keep * estimate, torch.softmax(logits, dim=1), held, keep)
         dense = estimate + keep * out[:, 9:10]
         confidence = torch.sigmoid(out[:, 10:11] + 2.0)
         return dense, confidence
 
-    def _held(self, normalized, support):
+    def _held(self, normalized, support, firmness=None):
+        """(held values, weight of the propagated estimate) of one level."""
         own = torch.clamp(support * self.config.pyramid_gain, max=1.0)
+        if firmness is not None:
+            own = own * firmness
         return own * normalized, 1.0 - own
