@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
-"""PSNR of the parameter-free pre-fill alone (no network) under several sweep settings.
+"""PSNR of the parameter-free pre-fill alone (no network): the shipped setting and variations of it.
 
 Usage: experiments/prefill_table.py [--scenes Baby3,Cloth4,...|all2006] [--only TEXT] [--data DIR] [--out table.json]
                                 [--figure-scenes Baby2,Bowling2]
 `depth_interp eval`'s own run (same masks: seed 0, 10 % uniform and gradient; whole frames at
-third size) with one method per setting. This is how the pre-fill of the `default` preset was
-chosen (on 2006 scenes, see models/README.md). With --out, also <out>.png: per scene, each
-setting's PSNR on gradient masks minus the first setting's; with --figure-scenes, one picture per
-named scene (gradient masks) with every setting's fill beside the ground truth.
+third size) with one method per setting: what each part of the shipped pre-fill (the `default`
+preset, chosen on the 2006 scenes) contributes. The tables of docs/results/prefill_*.md that compare
+it with the pre-fills of earlier models (heavy-ball sweeps, five-level cascades, the order-0
+domain transform) were made with the code of release 0.6.0, which has those options
+(`git checkout 6021182bc9`, its script of the same name). With --out, also <out>.png: per scene,
+each setting's PSNR on gradient masks minus the first setting's; with --figure-scenes, one picture
+per named scene (gradient masks) with every setting's fill beside the ground truth.
 """
 import argparse
 import json
@@ -21,45 +24,25 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from ros2_depth_interp.evaluation.evaluate import evaluate, load_middlebury_frames  # noqa: E402
-from ros2_depth_interp.learning.model import PyramidPrefill  # noqa: E402
+from ros2_depth_interp.learning.prefill import PyramidPrefill  # noqa: E402
 from ros2_depth_interp.learning.torch_backend import prefill_only  # noqa: E402
 from ros2_depth_interp.core.resources import shared_data_dir  # noqa: E402
 
-HEAVY_BALL = dict(solver='heavy_ball', weights='global', momentum=0.95)
-CG = dict(solver='cg', weights='variance', variance_scale=0.3)
-DT = dict(CG, levels=1, top='domain_transform', iterations=(20, 40))
-FIRST_ORDER = dict(DT, dt_order=1, dt_sigma_s=120.0, dt_steps=6)
-# name: PyramidPrefill options (iterations per level, finest first; five levels unless said)
+# name: PyramidPrefill options (the shipped pre-fill, model 0.6.0, and variations of it)
+SHIPPED = dict(levels=1, iterations=(20, 40), variance_scale=0.3, dt_sigma_s=120.0, dt_steps=6, dt_passes=2)
 SETTINGS = {
-    'plain sweeps 1/3/10 (model 0.1.0)': dict(iterations=(1, 3, 10, 10, 10, 10)),
-    'plain sweeps 2/4/20/40/60/60': dict(iterations=(2, 4, 20, 40, 60, 60)),
-    'heavy-ball 0.95, 1/4/20/40/60/60 (model 0.2.0)': dict(HEAVY_BALL, iterations=(1, 4, 20, 40, 60, 60)),
-    'heavy-ball 0.95, 30/60/100/100/100/100 (0.2.0 quality graph)': dict(HEAVY_BALL, iterations=(30, 60, 100, 100, 100, 100)),
-    'heavy-ball 0.95, 300 per level': dict(HEAVY_BALL, iterations=(300,) * 6),
-    'variance weights, CG 4/10/15/20/20/20 (training stage 6 ran on it)': dict(CG, iterations=(4, 10, 15, 20, 20, 20)),
-    'variance weights, CG 6/30/20/20/20/20 (model 0.3.0)': dict(CG, iterations=(6, 30, 20, 20, 20, 20)),
-    'variance weights, CG 30/300/100/100/100/100 (0.3.0 quality graph)': dict(CG, iterations=(30, 300, 100, 100, 100, 100)),
-    'variance weights, CG 300 per level': dict(CG, iterations=(300,) * 6),
-    'domain transform at half resolution, then CG 6/30': dict(CG, levels=1, top='domain_transform', iterations=(6, 30)),
-    'domain transform at half resolution, then CG 10/30 (model 0.4.0)':
-        dict(CG, levels=1, top='domain_transform', iterations=(10, 30)),
-    'domain transform at half resolution, then CG 20/40': dict(CG, levels=1, top='domain_transform', iterations=(20, 40)),
-    'domain transform at half resolution, then CG 20/60': dict(CG, levels=1, top='domain_transform', iterations=(20, 60)),
-    'domain transform at half resolution, then CG 30/100': dict(CG, levels=1, top='domain_transform', iterations=(30, 100)),
-    'domain transform at half resolution, then CG 300/300': dict(CG, levels=1, top='domain_transform', iterations=(300, 300)),
-    'domain transform at half resolution, reach 2^6, then CG 20/40': dict(DT, dt_steps=6),
-    # normalized convolution of first order (a weighted local plane per pixel)
-    'first order, no clamp, then CG 20/40': dict(DT, dt_order=1, dt_clamp=1e6),
-    'first order, clamp 1, then CG 20/40': dict(DT, dt_order=1),
-    'first order, clamp 1, range 120, then CG 20/40': dict(DT, dt_order=1, dt_sigma_s=120.0),
-    'first order, clamp 1, range 120, reach 2^6, then CG 20/40 (training stage 10 ran on it)': dict(FIRST_ORDER),
-    'first order, clamp 1, range 120, reach 2^5, then CG 20/40': dict(FIRST_ORDER, dt_steps=5),
-    'first order, clamp 1, range 120, reach 2^6, then CG 20/30': dict(FIRST_ORDER, iterations=(20, 30)),
-    'first order, clamp 1, range 120, reach 2^6, then CG 15/40': dict(FIRST_ORDER, iterations=(15, 40)),
-    'first order, clamp 1, range 120, reach 2^6, two passes, then CG 20/40 (model 0.6.0, shipped)':
-        dict(FIRST_ORDER, dt_passes=2),
-    'first order, clamp 1, range 120, reach 2^6, two passes, then CG 15/40': dict(FIRST_ORDER, dt_passes=2,
-                                                                                   iterations=(15, 40)),
+    'first order, clamp 1, range 120, reach 2^6, two passes, then CG 20/40 (model 0.6.0, shipped)': dict(SHIPPED),
+    'the same, weighted mean (clamp 0)': dict(SHIPPED, dt_clamp=0.0),
+    'the same, no clamp': dict(SHIPPED, dt_clamp=1e6),
+    'the same, range 60': dict(SHIPPED, dt_sigma_s=60.0),
+    'the same, reach 2^5': dict(SHIPPED, dt_steps=5),
+    'the same, reach 2^8': dict(SHIPPED, dt_steps=8),
+    'the same, three passes': dict(SHIPPED, dt_passes=3),
+    'the same, CG 15/40': dict(SHIPPED, iterations=(15, 40)),
+    'the same, CG 20/30': dict(SHIPPED, iterations=(20, 30)),
+    'the same, CG 30/100': dict(SHIPPED, iterations=(30, 100)),
+    'the same, CG 300/300 (converged)': dict(SHIPPED, iterations=(300, 300)),
+    'the same, no CG (the domain transform alone)': dict(SHIPPED, iterations=(0, 0)),
 }
 PROTOCOLS = ('uniform@0.10', 'gradient@0.10')
 TWELVE = 'Baby3,Cloth4,Bowling1,Flowerpots,Midd1,Rocks1,Baby1,Cloth1,Lampshade1,Monopoly,Plastic,Wood1'
@@ -118,7 +101,7 @@ def main(argv=None):
     torch.set_num_threads(2)
     scenes = ALL_2006 if args.scenes == 'all2006' else args.scenes
     frames = load_middlebury_frames(args.data, tuple(scenes.split(',')))
-    methods = {name: prefill_only(PyramidPrefill(**{'levels': 5, **options})) for name, options in SETTINGS.items()
+    methods = {name: prefill_only(PyramidPrefill(**options)) for name, options in SETTINGS.items()
                if not args.only or any(text in name for text in args.only.split('|'))}
     results, _ = evaluate(frames, PROTOCOLS, methods)
     table = {name: {proto: {f: dict(psnr=results[proto][f][name]['all']['psnr'],

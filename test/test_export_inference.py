@@ -58,10 +58,9 @@ def test_export_writes_elu_without_the_elu_operator(tmp_path):
     assert report['max_abs_error_random'] < 1e-4 and report['max_abs_error_real'] < 1e-4
 
 
-def test_export_matches_torch_with_the_conjugate_gradient_prefill(tmp_path):
+def test_export_matches_torch_with_a_deeper_prefill_pyramid(tmp_path):
     torch.manual_seed(0)
-    config = dict(build_model('tiny').config.to_dict(), prefill_solver='cg', prefill_weights='variance',
-                  prefill_iterations=[5, 5, 5, 5])
+    config = dict(build_model('tiny').config.to_dict(), prefill_levels=3, prefill_iterations=[5, 5, 5, 5])
     model = build_model(config)
     torch.nn.init.normal_(model.head.weight, std=0.05)
     report = export_onnx(model, str(tmp_path / 'cg.onnx'), sample=_frame(61, 83))
@@ -77,10 +76,14 @@ def test_export_command_from_checkpoint(tmp_path):
     assert out.exists() and (tmp_path / 'exported.pt').exists()
     assert DepthInterpolator(str(out)).interpolate(*_frame()).shape == (70, 90)
     # the pre-fill can be changed at export; the change is recorded in the metadata
-    assert export_main([str(ckpt), '--out', str(out), '--prefill-solver', 'cg', '--prefill-iterations', '3,3,3,3']) == 0
+    assert export_main([str(ckpt), '--out', str(out), '--prefill-dt-passes', '3', '--prefill-iterations', '3,3']) == 0
     training = json.loads({p.key: p.value for p in onnx.load(str(out)).metadata_props}['training'])
-    assert training['prefill_solver_at_export'] == 'cg' and training['prefill_iterations_at_export'] == [3, 3, 3, 3]
-    assert torch.load(tmp_path / 'exported.pt', weights_only=False)['config']['prefill_solver'] == 'cg'
+    assert training['prefill_dt_passes_at_export'] == 3 and training['prefill_iterations_at_export'] == [3, 3]
+    assert torch.load(tmp_path / 'exported.pt', weights_only=False)['config']['prefill_dt_passes'] == 3
+    # a checkpoint of a pre-fill this version does not have: one clear error, exit 2
+    legacy = tmp_path / 'legacy.pt'
+    torch.save({'config': dict(model.config.to_dict(), prefill_solver='heavy_ball'), 'model': model.state_dict()}, legacy)
+    assert export_main([str(legacy), '--out', str(tmp_path / 'legacy.onnx')]) == 2
 
 
 def test_interpolator_keeps_units_and_measured_pixels(tiny_model_path):
@@ -153,12 +156,11 @@ def test_shipped_model_returns_finite_depth_in_the_input_units():
         assert np.median(rel[~mask]) < 0.05         # a smooth ramp is filled close to the truth
 
 
-@pytest.mark.parametrize('order', [0, 1])
-def test_export_matches_torch_with_the_domain_transform_prefill(tmp_path, order):
+@pytest.mark.parametrize('clamp', [0.0, 1.0])
+def test_export_matches_torch_with_the_domain_transform_prefill(tmp_path, clamp):
     torch.manual_seed(0)
-    config = dict(build_model('tiny').config.to_dict(), prefill_solver='cg', prefill_weights='variance',
-                  prefill_levels=1, prefill_top='domain_transform', prefill_iterations=[3, 5], prefill_dt_steps=6,
-                  prefill_dt_order=order)
+    config = dict(build_model('tiny').config.to_dict(), prefill_iterations=[3, 5], prefill_dt_steps=6,
+                  prefill_dt_clamp=clamp)
     model = build_model(config)
     torch.nn.init.normal_(model.head.weight, std=0.05)
     assert model.stride == 2
@@ -171,9 +173,7 @@ def test_fp16_export_keeps_the_prefill_in_float32(tmp_path):
     # a half-precision pre-fill overflows (CG sums over the image) and underflows (scan products):
     # the fp16 graph runs the network in float16 and the pre-fill in float32
     torch.manual_seed(0)
-    config = dict(build_model('tiny').config.to_dict(), prefill_solver='cg', prefill_weights='variance',
-                  prefill_levels=1, prefill_top='domain_transform', prefill_iterations=[10, 30],
-                  prefill_dt_order=1)
+    config = dict(build_model('tiny').config.to_dict(), prefill_iterations=[10, 30], prefill_dt_steps=6)
     model = build_model(config)
     torch.nn.init.normal_(model.head.weight, std=0.05)
     report = export_onnx(model, str(tmp_path / 'half.onnx'), fp16=True, sample=_frame(120, 160))

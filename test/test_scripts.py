@@ -40,68 +40,40 @@ def test_network_gain_bands_add_up_to_the_change_of_the_error(tiny_model_path, t
         assert sum(row['bands'].values()) == pytest.approx(total, rel=1e-3, abs=1e-3)
 
 
-def _shipped_training_phases():
-    """The ``train`` command lines of scripts/train_shipped_model.sh, arrays expanded, as argv lists."""
-    import re
+def _shipped_recipe_argv():
+    """The ``train`` command of scripts/train_shipped_model.sh as an argv list, the values it takes
+    from the environment at their CPU defaults."""
     import shlex
     with open(os.path.join(SCRIPTS, 'train_shipped_model.sh')) as f:
         text = f.read().replace('\\\n', ' ')
-    arrays = {name: shlex.split(body) for name, body in re.findall(r'^(\w+)=\((.*)\)$', text, re.M)}
-    # what the script's train() function adds to every phase, less the options it takes from the environment
-    common = shlex.split(re.search(r'^train\(\) \{.*?ros2_depth_interp\.learning\.train (.*?) "\$@"', text, re.M).group(1))
-    fixed = [w for flag, value in zip(common[::2], common[1::2]) if '$' not in value for w in (flag, value)]
-    phases = []
-    for line in text.splitlines():
-        if line.startswith('train '):
-            words = []
-            for word in shlex.split(line)[1:]:
-                match = re.fullmatch(r'\$\{(\w+)\[@\]\}', word)
-                words += arrays[match.group(1)] if match else [word.replace('$out', 'runs/x').replace('$workers', '1')]
-            phases.append(fixed + words)
-    return phases
+    (line,) = [line for line in text.splitlines() if 'ros2_depth_interp.learning.train ' in line]
+    values = {'"$out"': 'runs/x', '"$device"': 'cpu', '"$minutes"': '110', '"$mb"': 'data', '"$batch"': '4',
+              '"$crop"': '256x320', '"$workers"': '1'}
+    words = [values.get(w, w) for w in line.split('ros2_depth_interp.learning.train', 1)[1].split()]
+    return shlex.split(' '.join(w for w in words if not w.startswith('"${resume')))
 
 
 @needs_torch
-def test_the_shipped_models_training_script_trains_what_the_shipped_model_records():
-    # every `train` line parses, each phase starts from the one before it, each phase whose config
-    # the shipped checkpoint records (phases 4a-10) trains that config (4a-4b ran on an intermediate
-    # pre-fill that was dropped; the script runs them on the heavy-ball one, see its header), and
-    # the last phase trains the default preset's graph
+def test_the_training_recipe_trains_the_shipped_architecture_on_held_out_safe_data():
+    # the recipe's one train command parses, trains the default preset, which is the shipped
+    # checkpoint's config, stops on a time budget, and keeps the held-out families out of training
     import torch
-    from ros2_depth_interp.learning.model import PRESETS, NetConfig
     from ros2_depth_interp.core.resources import default_model_path
+    from ros2_depth_interp.learning.datasets import HELD_OUT_SCENES
+    from ros2_depth_interp.learning.model import PRESETS, NetConfig
     from ros2_depth_interp.learning.train import build_parser, make_config
-    phases = _shipped_training_phases()
-    configs = [make_config(build_parser().parse_args(argv)).to_dict() for argv in phases]
-    for before, after in zip(phases, phases[1:]):
-        assert after[after.index('--init') + 1] == before[before.index('--out') + 1] + '/last.pt'
+    args = build_parser().parse_args(_shipped_recipe_argv())
+    assert make_config(args) == PRESETS['default']
     shipped = torch.load(default_model_path().replace('.onnx', '.pt'), map_location='cpu', weights_only=False)
-    runs = shipped['training']['history'] + [shipped['training']]
-    assert len(runs) == len(phases) == 12          # phases 1-10, phases 3 and 4 in two runs each
-    checked = 0
-    for i, (run, config) in enumerate(zip(runs, configs)):
-        if 'config' not in run or run.get('phase', '').startswith('phase 4'):
-            continue
-        recorded = NetConfig.from_dict(run['config']).to_dict()
-        differing = sorted(k for k in recorded if recorded[k] != config[k])
-        assert not differing, 'phase %d of the script: %s' % (i + 1, [(k, recorded[k], config[k]) for k in differing])
-        checked += 1
-    assert checked == 6
-    # the export line's pre-fill options on top of the last phase give the default preset's graph,
-    # which is what the shipped checkpoint carries
-    import argparse
-    import re
-    import shlex
-    from ros2_depth_interp.learning.prefill_options import add_prefill_arguments, apply_prefill_arguments
+    assert NetConfig.from_dict(shipped['config']) == PRESETS['default']
+    assert args.time_limit == 110 and 0 < args.lr_drop_fraction < 1 and args.lr_after < args.lr
+    assert set(HELD_OUT_SCENES) <= set(args.val_scenes)
     with open(os.path.join(SCRIPTS, 'train_shipped_model.sh')) as f:
-        export_line = [line for line in f if 'ros2_depth_interp.learning.export' in line][-1]
-    parser = argparse.ArgumentParser()
-    add_prefill_arguments(parser)
-    exported = dict(configs[-1])
-    apply_prefill_arguments(exported, parser.parse_known_args(shlex.split(re.sub(r'"[^"]*"', 'x', export_line)))[0])
-    default = PRESETS['default'].to_dict()
-    assert not sorted(k for k in default if k != 'dropout' and exported[k] != default[k])
-    assert not sorted(k for k in default if k != 'dropout' and shipped['config'][k] != default[k])
+        text = f.read()
+    assert '--resume "$out/last.pt"' in text     # a second sitting continues the first
+    # the export has no pre-fill options: the graph is the one the network was trained on
+    (export_line,) = [line for line in text.splitlines() if 'ros2_depth_interp.learning.export' in line]
+    assert '--prefill' not in export_line
 
 
 @needs_torch
@@ -110,7 +82,7 @@ def test_prefill_table_writes_numbers_a_chart_and_pictures(tmp_path, capsys):
     for i, scene in enumerate(('Alpha', 'Beta')):
         _write_scene(str(root / 'ThirdSize' / scene), seed=i)
     table = _script('prefill_table', EXPERIMENTS)
-    only = 'domain transform at half resolution, then CG 20/40|model 0.6.0, shipped'
+    only = 'CG 15/40|model 0.6.0, shipped'
     out = str(tmp_path / 'prefill.json')
     assert table.main(['--scenes', 'Alpha,Beta', '--data', str(root), '--only', only, '--out', out,
                        '--figure-scenes', 'Beta']) == 0
@@ -127,10 +99,11 @@ def test_prefill_table_writes_numbers_a_chart_and_pictures(tmp_path, capsys):
 
 
 @needs_torch
-def test_prefill_table_row_named_the_default_graph_is_the_default_presets_prefill():
-    from ros2_depth_interp.learning.model import PyramidPrefill, build_model
+def test_prefill_table_row_named_the_shipped_model_is_the_default_presets_prefill():
+    from ros2_depth_interp.learning.model import build_model
+    from ros2_depth_interp.learning.prefill import PyramidPrefill
     settings = _script('prefill_table', EXPERIMENTS).SETTINGS
     (options,) = [v for k, v in settings.items() if 'model 0.6.0, shipped' in k]
-    row, default = PyramidPrefill(**{'levels': 5, **options}), build_model('default').prefill
+    row, default = PyramidPrefill(**options), build_model('default').prefill
     names = [k for k in vars(default) if not k.startswith('_') and k != 'training']
     assert names and {k: getattr(row, k) for k in names} == {k: getattr(default, k) for k in names}

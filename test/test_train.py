@@ -93,14 +93,14 @@ def test_ddp_through_torchrun_on_cpu(tmp_path):
 def test_prefill_options_reach_the_model_config():
     from ros2_depth_interp.learning.model import PRESETS
     from ros2_depth_interp.learning.train import build_parser, make_config
-    args = build_parser().parse_args(['--prefill-solver', 'cg', '--prefill-weights', 'variance',
-                                      '--prefill-variance-scale', '0.3', '--prefill-iterations', '4,10,15,20,20,20'])
+    args = build_parser().parse_args(['--prefill-levels', '2', '--prefill-variance-scale', '0.5',
+                                      '--prefill-iterations', '4,10,15', '--prefill-dt-clamp', '0'])
     config = make_config(args)
-    assert (config.prefill_solver, config.prefill_weights, config.prefill_variance_scale) == ('cg', 'variance', 0.3)
-    assert config.prefill_iterations == (4, 10, 15, 20, 20, 20)
-    assert make_config(build_parser().parse_args([])).prefill_solver == PRESETS['default'].prefill_solver
-    with pytest.raises(SystemExit):
-        build_parser().parse_args(['--prefill-solver', 'sor'])
+    assert (config.prefill_levels, config.prefill_variance_scale, config.prefill_dt_clamp) == (2, 0.5, 0.0)
+    assert config.prefill_iterations == (4, 10, 15)
+    assert make_config(build_parser().parse_args([])) == PRESETS['default']
+    with pytest.raises(SystemExit):     # an option of an earlier pre-fill
+        build_parser().parse_args(['--prefill-solver', 'heavy_ball'])
 
 
 def test_val_scenes_are_held_out_of_training(tmp_path):

@@ -1,6 +1,8 @@
 """Training and export (PyTorch): how the shipped network is made.
 
-- ``model``: the network (parameter-free pre-fill, then the CNN) and its presets;
+- ``model``: the shipped network (the pre-fill, then the CNN) and the presets;
+- ``prefill``: the parameter-free, intensity-guided pre-fill of the shipped network;
+- ``unet``: the candidate networks of the next design (the ``unet`` and ``spn`` presets; not shipped);
 - ``losses``: L1, gradient, perceptual (VGG-16) and total-variation terms;
 - ``train``: ``depth_interp train``; ``export``: ``depth_interp export`` (checkpoint to ONNX);
 - ``prefill_options``: the pre-fill's command-line options shared by ``train`` and ``export``;

@@ -188,7 +188,11 @@ def main(argv=None):
     blob = torch.load(args.checkpoint, map_location='cpu', weights_only=False)
     config = dict(blob['config'])
     overridden = apply_prefill_arguments(config, args)
-    model = build_model(config)
+    try:
+        model = build_model(config)
+    except ValueError as exc:
+        print('export: %s' % exc, file=sys.stderr)
+        return 2
     model.load_state_dict(blob['model'])
     model.eval()
     training = dict(blob.get('training', {}))

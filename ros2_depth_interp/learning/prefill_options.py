@@ -11,22 +11,16 @@ def _ints(text):
 
 # flag -> (type, help, choices); the config key is the flag's name: --prefill-x -> prefill_x
 OPTIONS = {
-    '--prefill-levels': (int, 'pyramid levels below full resolution (the input is padded to 2^levels)', None),
-    '--prefill-iterations': (_ints, 'iterations per pyramid level, finest first, e.g. 8,15,15,20,20,20', None),
-    '--prefill-solver': (str, "'heavy_ball' sweeps or 'cg' (conjugate gradients)", ('heavy_ball', 'cg')),
-    '--prefill-momentum': (float, 'heavy-ball momentum of the sweeps (0: plain sweeps)', None),
-    '--prefill-weights': (str, "'global' (one sigma) or 'variance' (from the local variance)", ('global', 'variance')),
-    '--prefill-variance-scale': (float, "'variance' weights: sigma^2 = scale x variance", None),
-    '--prefill-sigma-floor': (float, "'variance' weights: sigma never below this", None),
-    '--prefill-tau': (float, '> 0: plain normalized-convolution pre-fill (phase 1 used 0.01)', None),
-    '--prefill-top': (str, "coarsest level's fill: 'pull_push' or 'domain_transform'", ('pull_push', 'domain_transform')),
-    '--prefill-dt-sigma-s': (float, "'domain_transform': spatial range in pixels of the coarsest level", None),
-    '--prefill-dt-sigma-r': (float, "'domain_transform': intensity range (intensity in [0, 1])", None),
-    '--prefill-dt-passes': (int, "'domain_transform': horizontal + vertical passes", None),
-    '--prefill-dt-steps': (int, "'domain_transform': doubling steps per scan (reach 2^steps pixels)", None),
-    '--prefill-dt-order': (int, "'domain_transform': 0 weighted mean, 1 weighted local plane", (0, 1)),
-    '--prefill-dt-ridge': (float, "'domain_transform' order 1: ridge on the slopes, in pixels of that level", None),
-    '--prefill-dt-clamp': (float, "'domain_transform' order 1: departure from the mean at most clamp x std", None),
+    '--prefill-levels': (int, 'pyramid halvings below full resolution (the input is padded to 2^levels)', None),
+    '--prefill-iterations': (_ints, 'conjugate-gradient iterations per pyramid level, finest first, e.g. 20,40', None),
+    '--prefill-variance-scale': (float, 'neighbour weights: sigma^2 = scale x the local intensity variance', None),
+    '--prefill-sigma-floor': (float, 'neighbour weights: sigma never below this', None),
+    '--prefill-dt-sigma-s': (float, 'domain transform: spatial range in pixels of the coarsest level', None),
+    '--prefill-dt-sigma-r': (float, 'domain transform: intensity range (intensity in [0, 1])', None),
+    '--prefill-dt-passes': (int, 'domain transform: horizontal + vertical passes', None),
+    '--prefill-dt-steps': (int, 'domain transform: doubling steps per scan (reach 2^steps pixels)', None),
+    '--prefill-dt-ridge': (float, 'first-order fill: ridge on the slopes, in pixels of the coarsest level', None),
+    '--prefill-dt-clamp': (float, 'first-order fill: departure from the mean at most clamp x std (0: the mean)', None),
 }
 
 

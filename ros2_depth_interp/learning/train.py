@@ -85,11 +85,12 @@ def build_parser():
     p.add_argument('--workers', type=int, default=2)
     p.add_argument('--device', default='auto')
     p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--time-limit', type=float, default=0.0, help='minutes; stop cleanly after this long')
+    p.add_argument('--time-limit', type=float, default=0.0, help='minutes; stop cleanly after this long '
+                                                                     '(with --resume: counting the earlier sittings)')
     p.add_argument('--ckpt-every', type=int, default=500)
     p.add_argument('--keep-every', type=int, default=0,
                    help='also keep step_NNNNNN.pt every this many steps (0: only last.pt), to choose one later')
-    p.add_argument('--val-every', type=int, default=500)
+    p.add_argument('--val-every', type=int, default=500, help='0: only at the end')
     p.add_argument('--val-samples', type=int, default=8)
     p.add_argument('--pictures', choices=['all', 'latest'], default='all',
                    help="'latest' overwrites val_latest.png instead of one picture per validation")
@@ -315,6 +316,7 @@ def train(args):
         return 2
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     step = 0
+    earlier_seconds = 0.0
     history = []
     if args.init:
         blob = torch.load(args.init, map_location=device, weights_only=False)
@@ -327,6 +329,8 @@ def train(args):
         model.load_state_dict(blob['model'])
         optimizer.load_state_dict(blob['optimizer'])
         step = int(blob['step'])
+        # --time-limit and --lr-drop-fraction count the time of the earlier sittings too
+        earlier_seconds = float(blob.get('training', {}).get('seconds', 0.0))
     if world > 1:
         model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == 'cuda' else None)
     model.train()
@@ -346,7 +350,7 @@ def train(args):
     if rank == 0:
         from tqdm import tqdm
         progress = tqdm(total=args.steps, initial=step, unit='it', dynamic_ncols=True, mininterval=2.0)
-    start = time.time()
+    start = time.time() - earlier_seconds
     window_start, window_samples = time.time(), 0
     data = iter(loader)
     while step < args.steps:
@@ -378,7 +382,7 @@ def train(args):
             log.write(json.dumps(dict(step=step, loss=float(loss.detach()), lr=lr, samples_per_s=rate,
                                       **terms)) + '\n')
         progress.update(1)
-        if val and (step % args.val_every == 0 or step == args.steps or out_of_time):
+        if val and ((args.val_every and step % args.val_every == 0) or step == args.steps or out_of_time):
             metrics, shown = validate(model.module if world > 1 else model, val, device, criterion)
             log.write(json.dumps(dict(step=step, **metrics)) + '\n')
             log.flush()
@@ -386,7 +390,7 @@ def train(args):
             name = 'val_latest.png' if args.pictures == 'latest' else 'val_%06d.png' % step
             save_picture(os.path.join(args.out, name), shown)
             save_training_curves(os.path.join(args.out, 'metrics.jsonl'), os.path.join(args.out, 'curves.png'))
-        if step % args.ckpt_every == 0 or step == args.steps or out_of_time:
+        if (args.ckpt_every and step % args.ckpt_every == 0) or step == args.steps or out_of_time:
             save_checkpoint(os.path.join(args.out, 'last.pt'), model, optimizer, step, args, config, criterion,
                             time.time() - start, history)
         if args.keep_every and step % args.keep_every == 0:
