@@ -378,7 +378,10 @@ def train(args):
         if step % 20 == 0 or step == args.steps:
             rate = window_samples / max(time.time() - window_start, 1e-9)
             window_start, window_samples = time.time(), 0
-            progress.set_postfix(loss='%.4f' % float(loss.detach()), samples_s='%.1f' % rate, refresh=False)
+            postfix = dict(loss='%.4f' % float(loss.detach()), samples_s='%.1f' % rate)
+            if args.time_limit:     # the step total is only a cap then: show the time left
+                postfix['min_left'] = '%.0f' % max(0.0, args.time_limit - (time.time() - start) / 60)
+            progress.set_postfix(refresh=False, **postfix)
             log.write(json.dumps(dict(step=step, loss=float(loss.detach()), lr=lr, samples_per_s=rate,
                                       **terms)) + '\n')
         progress.update(1)
