@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from ros2_depth_interp.learning.model import PRESETS, DepthInterpNet, NetConfig, ResidualBlock, build_model
+from ros2_depth_interp.learning.layers import ResidualBlock
+from ros2_depth_interp.learning.model import PRESETS, DepthInterpNet, NetConfig, build_model
 from ros2_depth_interp.core.preprocess import InputError, finish, padded_size, prepare
 
 

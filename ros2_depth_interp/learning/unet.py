@@ -22,18 +22,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .layers import ResidualBlock, conv3x3, elu
+
 
 EPS = 1e-6
 OUTSIDE = 4.0     # intensity (in [0, 1] inside) of the pixels around the image
 HOLD_BIAS = 4.0   # initial firmness logit of the pooled measurements (sigmoid: 0.98)
-
-
-def elu(x):
-    """ELU; in an ONNX export written as max(x, exp(min(x, 0)) - 1), the same function, because
-    ONNX Runtime's CPU Elu kernel is several times slower than Exp, Min and Max."""
-    if torch.onnx.is_in_onnx_export():
-        return torch.maximum(x, torch.exp(torch.clamp(x, max=0.0)) - 1.0)
-    return F.elu(x)
 
 
 @dataclass
@@ -76,22 +70,6 @@ class SPNConfig(UNetConfig):
         if self.propagation is None:
             self.propagation = {5: 16, 4: 14, 3: 10, 2: 8, 1: 6}
         self.propagation = {int(k): int(v) for k, v in self.propagation.items()}
-
-
-def conv3x3(cin, cout, stride=1, dilation=1):
-    return nn.Conv2d(cin, cout, 3, stride=stride, padding=dilation, dilation=dilation)
-
-
-class ResidualBlock(nn.Module):
-    """Two 3x3 convolutions with ELU around an identity skip."""
-
-    def __init__(self, width, dilation=1):
-        super().__init__()
-        self.conv1 = conv3x3(width, width, dilation=dilation)
-        self.conv2 = conv3x3(width, width, dilation=dilation)
-
-    def forward(self, x):
-        return elu(x + self.conv2(elu(self.conv1(x))))
 
 
 class SparsePyramid(nn.Module):
@@ -144,7 +122,7 @@ class DepthUNet(nn.Module):
         cins = [4] + [w + 2 for w in widths[:-1]]
         self.down = nn.ModuleList(conv3x3(cin, w, stride=2) for cin, w in zip(cins, widths))
         self.encode = nn.ModuleList(
-            nn.Sequential(*[ResidualBlock(w, dilation=1 if i < 3 else 2 ** (b % 2)) for b in range(n)])
+            nn.Sequential(*[ResidualBlock(w, w, dilation=1 if i < 3 else 2 ** (b % 2)) for b in range(n)])
             for i, (w, n) in enumerate(zip(widths, config.blocks)))
         # decoder: coarse features, reduced to the finer width by a 1x1 convolution, upsampled, added
         self.reduce = nn.ModuleList(nn.Conv2d(widths[i + 1], widths[i], 1) for i in range(len(widths) - 1))
@@ -260,10 +238,12 @@ class DepthSPN(DepthUNet):
         shades = [intensity]
         for _ in range(self.levels[0]):
             shades.append(F.avg_pool2d(shades[-1], 2))
-        estimate = fills[self.levels[0]]
+        estimate, previous = fills[self.levels[0]], self.levels[0]
         for i, (level, affinity, propagate) in enumerate(zip(self.levels, self.affinity, self.propagate)):
-            if level != self.levels[0]:
-                estimate = F.interpolate(estimate, scale_factor=2.0, mode='bilinear', align_corners=False)
+            if level != previous:
+                estimate = F.interpolate(estimate, scale_factor=2.0 ** (previous - level), mode='bilinear',
+                                         align_corners=False)
+                previous = level
             out = affinity(decoded[level - 1])
             held, keep = self._held(*pyramid[level], torch.sigmoid(out[:, 9:10]))
             logits = out[:, :9] + intensity_prior(shades[level], scales[i])

@@ -1,0 +1,67 @@
+"""The candidate networks of the next design (learning/unet.py, presets 'unet' and 'spn'; not
+shipped): they build from their configs, keep measured pixels, export to plain ONNX that matches
+torch, and train a step."""
+import numpy as np
+import pytest
+import torch
+
+from ros2_depth_interp.learning.export import export_onnx
+from ros2_depth_interp.learning.model import PRESETS, build_model, config_from_dict
+from ros2_depth_interp.learning.unet import SPNConfig, UNetConfig
+
+SMALL_SPN = SPNConfig(widths=(4, 6, 8, 8, 8), blocks=(0, 0, 1, 1, 1), propagation={5: 2, 3: 2, 1: 2},
+                      full_iterations=2, full_width=4, lift_width=2)
+
+
+def _input(h, w, seed=0):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    depth = (1.0 + 0.3 * (xx > w // 2) + 0.002 * yy).astype(np.float32)
+    mask = (rng.random((h, w)) < 0.1).astype(np.float32)
+    intensity = np.where(xx > w // 2, 0.7, 0.3).astype(np.float32)
+    x = torch.from_numpy(np.stack([depth * mask, mask, intensity])[None])
+    return x, depth, mask.astype(bool)
+
+
+@pytest.mark.parametrize('config', [PRESETS['unet_tiny'], SMALL_SPN], ids=['unet_tiny', 'spn_small'])
+def test_candidate_runs_on_its_stride_and_round_trips_its_config(config):
+    model = build_model(config).eval()
+    assert config_from_dict(config.to_dict()) == config
+    x, depth, mask = _input(2 * model.stride, 3 * model.stride)
+    with torch.no_grad():
+        dense, confidence = model(x)
+    assert dense.shape == confidence.shape == (1, 1, 2 * model.stride, 3 * model.stride)
+    assert torch.isfinite(dense).all() and float(confidence.min()) >= 0 and float(confidence.max()) <= 1
+    # untrained, the fill is a propagation of the measurements: close to them where they are
+    error = np.abs(dense[0, 0].numpy() - depth)
+    assert np.median(error[mask]) < 0.05
+
+
+def test_spn_propagation_follows_intensity_before_training():
+    # the intensity prior of the affinities alone keeps the two surfaces apart
+    model = build_model(SMALL_SPN).eval()
+    x, depth, mask = _input(64, 96, seed=1)
+    with torch.no_grad():
+        dense = model(x)[0][0, 0].numpy()
+    left, right = dense[:, :40], dense[:, 56:]
+    assert abs(float(np.median(left)) - 1.06) < 0.1 and abs(float(np.median(right)) - 1.36) < 0.1
+
+
+@pytest.mark.parametrize('config', [PRESETS['unet_tiny'], SMALL_SPN], ids=['unet_tiny', 'spn_small'])
+def test_candidate_exports_to_plain_onnx_matching_torch(tmp_path, config):
+    torch.manual_seed(0)
+    model = build_model(config)
+    for p in model.parameters():     # away from the zero-initialized heads
+        torch.nn.init.normal_(p, std=0.02) if p.dim() > 1 else None
+    rng = np.random.default_rng(2)
+    sample = (rng.uniform(1, 3, (70, 90)).astype(np.float32), rng.random((70, 90)) < 0.1,
+              rng.integers(0, 256, (70, 90), dtype=np.uint8))
+    report = export_onnx(model, str(tmp_path / 'candidate.onnx'), sample=sample)
+    assert report['max_abs_error_random'] < 1e-3 and report['max_abs_error_real'] < 1e-3
+    import onnx
+    ops = {node.op_type for node in onnx.load(str(tmp_path / 'candidate.onnx')).graph.node}
+    assert 'Conv' in ops and not any(op.startswith('com.') for op in ops)
+
+
+def test_unet_config_defaults_are_the_presets():
+    assert PRESETS['unet'] == UNetConfig() and PRESETS['spn'] == SPNConfig()
