@@ -21,7 +21,6 @@ TUM's defaults (fx = fy = 525, cx = 319.5, cy = 239.5): the frames' sequences ar
     .venv/bin/python experiments/keyframes_tum.py
 """
 import argparse
-import array
 import json
 import os
 import sys
@@ -69,18 +68,6 @@ def make_keyframe(frame, kf_id, rng, gradient):
     fields['is_keyframe'] = fields.pop('isKeyframe')
     fields['cam_to_world'] = fields.pop('camToWorld')
     return fields, sim3
-
-
-def to_message(fields):
-    from lsd_slam_msgs.msg import Keyframe
-    msg = Keyframe(id=int(fields['id']), time=float(fields['time']), is_keyframe=True,
-                   fx=float(fields['fx']), fy=float(fields['fy']), cx=float(fields['cx']), cy=float(fields['cy']),
-                   height=int(fields['height']), width=int(fields['width']))
-    msg.cam_to_world = np.asarray(fields['cam_to_world'], dtype=np.float32)
-    cloud = array.array('B')
-    cloud.frombytes(np.asarray(fields['pointcloud']).tobytes())
-    msg.pointcloud = cloud
-    return msg
 
 
 class Client:
@@ -184,6 +171,7 @@ def main(argv=None):
     import tempfile
     from ros2_depth_interp.core.lsd_slam import seconds_to_stamp
     from ros2_depth_interp.learning.datasets import list_tum_frames, read_tum
+    from ros2_depth_interp.ros.ros_msgs import make_keyframe as keyframe_message
     pairs = list_tum_frames(args.data)
     if not pairs:
         print('keyframes_tum: no TUM frames under %s' % args.data, file=sys.stderr)
@@ -206,7 +194,7 @@ def main(argv=None):
         for kf_id, (color, depth) in enumerate(pairs):
             frame = read_tum(color, depth)
             fields, sim3 = make_keyframe(frame, kf_id, rng, args.gradient)
-            client.publisher.publish(to_message(fields))
+            client.publisher.publish(keyframe_message(fields))
             sec, nanosec = seconds_to_stamp(fields['time'])
             keys = [('depth', sec, nanosec), ('points', sec, nanosec)] + ([('tf', sec, nanosec)] if has_tf else [])
             got = client.wait(keys, process)

@@ -5,7 +5,6 @@ world pose), keeps 8x8 blocks of pixels in a checkerboard as the "semi-dense" es
 the viewer's near-support rule keeps them), and writes them as LSD-SLAM would: inverse depth in a
 keyframe scale ``1 / scale`` of the world's, with camToWorld = Sim(3)(scale, R, t).
 """
-import array
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,13 +64,5 @@ def ros2_fields(fields):
 
 def keyframe_msg(fields):
     """An rclpy ``lsd_slam_msgs/Keyframe`` from keyframe fields (either spelling)."""
-    from lsd_slam_msgs.msg import Keyframe
-    values = ros2_fields(fields) if 'isKeyframe' in fields else dict(fields)
-    cloud = array.array('B')
-    cloud.frombytes(np.asarray(values.pop('pointcloud'), dtype=np.uint8).tobytes())
-    msg = Keyframe(id=int(values['id']), time=float(values['time']), is_keyframe=bool(values['is_keyframe']),
-                   fx=float(values['fx']), fy=float(values['fy']), cx=float(values['cx']), cy=float(values['cy']),
-                   height=int(values['height']), width=int(values['width']))
-    msg.cam_to_world = np.asarray(values['cam_to_world'], dtype=np.float32)
-    msg.pointcloud = cloud
-    return msg
+    from ros2_depth_interp.ros.ros_msgs import make_keyframe
+    return make_keyframe(ros2_fields(fields) if 'isKeyframe' in fields else fields)

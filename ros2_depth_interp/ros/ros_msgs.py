@@ -1,4 +1,5 @@
-"""numpy arrays -> rclpy message objects (Image, PointCloud2), and back for tests and tools.
+"""numpy arrays -> rclpy message objects (Image, PointCloud2, LSD-SLAM Keyframe), and back for
+tests and tools.
 
 rclpy's generated setter for ``uint8[] data`` walks a Python list element by element unless it is
 handed an ``array.array('B')``; for a 640x480 float image that is the difference between
@@ -138,3 +139,21 @@ class MessageCache:
 
     def cloud(self, cloud, header):
         return fill_cloud(self._cloud, cloud, header)
+
+
+def make_keyframe(fields):
+    """An ``lsd_slam_msgs/Keyframe`` from keyframe fields in ROS 2 names (``id``, ``time``,
+    ``is_keyframe``, ``cam_to_world``, ``fx`` ... ``width``, ``pointcloud`` as bytes or uint8):
+    what a publisher of LSD-SLAM keyframes sends (tools, experiments, tests)."""
+    from lsd_slam_msgs.msg import Keyframe
+    msg = Keyframe(id=int(fields['id']), time=float(fields['time']), is_keyframe=bool(fields.get('is_keyframe', True)),
+                   fx=float(fields['fx']), fy=float(fields['fy']), cx=float(fields['cx']), cy=float(fields['cy']),
+                   height=int(fields['height']), width=int(fields['width']))
+    msg.cam_to_world = np.asarray(fields['cam_to_world'], dtype=np.float32)
+    raw = fields['pointcloud']       # bytes, a uint8 or record array, or a list of byte values
+    if not isinstance(raw, (bytes, bytearray)):
+        raw = np.ascontiguousarray(raw if isinstance(raw, np.ndarray) else np.asarray(raw, np.uint8)).tobytes()
+    cloud = array.array('B')
+    cloud.frombytes(raw)
+    msg.pointcloud = cloud
+    return msg

@@ -13,7 +13,6 @@ Writes ``<out>.json`` and ``<out>.md`` (default docs/results/keyframe_latency) w
 its load average, since the CPU may be shared.
 """
 import argparse
-import array
 import json
 import os
 import subprocess
@@ -56,15 +55,8 @@ def synthetic_keyframes(count, height, width, seed=0):
 
 
 def keyframe_message(fields, kf_id, seconds):
-    from lsd_slam_msgs.msg import Keyframe
-    msg = Keyframe(id=int(kf_id), time=float(seconds), is_keyframe=True, fx=float(fields['fx']),
-                   fy=float(fields['fy']), cx=float(fields['cx']), cy=float(fields['cy']),
-                   height=int(fields['height']), width=int(fields['width']))
-    msg.cam_to_world = np.asarray(fields['cam_to_world'], dtype=np.float32)
-    cloud = array.array('B')
-    cloud.frombytes(np.asarray(fields['pointcloud']).tobytes())
-    msg.pointcloud = cloud
-    return msg
+    from ..ros.ros_msgs import make_keyframe
+    return make_keyframe(dict(fields, id=kf_id, time=seconds, is_keyframe=True))
 
 
 class _Client:
