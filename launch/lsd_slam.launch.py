@@ -46,6 +46,7 @@ def generate_launch_description():
             name='rviz2',
             arguments=['-d', rviz_config],
             condition=IfCondition(LaunchConfiguration('rviz')),
+            additional_env=shipped_profile_env(override=False),   # the map and clouds are large
             output='screen',
         ),
     ])

@@ -41,7 +41,7 @@ import math
 import threading
 from typing import Any, List, Optional, Sequence, Tuple
 
-__all__ = ['ApproximateTimeSynchronizer', 'LatestSetMailbox', 'DROP_REASONS']
+__all__ = ['ApproximateTimeSynchronizer', 'LatestSetMailbox', 'DROP_REASONS', 'check_sync_arguments']
 
 DROP_REASONS = {
     'queue_overflow': 'more than queue_size messages waiting on one input; the oldest was dropped',
@@ -51,6 +51,18 @@ DROP_REASONS = {
     'out_of_order': 'stamp not newer than the previous message on the same input',
     'reset': 'still waiting when reset() was called',
 }
+
+
+def check_sync_arguments(num_inputs, queue_size, slop):
+    """``ValueError`` unless there is at least one input, a queue of at least one message per input,
+    and a slop of at least 0 seconds (inf: unbounded). Shared by every synchronizer."""
+    if int(num_inputs) < 1:
+        raise ValueError(f'num_inputs must be >= 1, got {num_inputs!r}')
+    if int(queue_size) < 1:
+        raise ValueError(f'queue_size must be >= 1, got {queue_size!r}')
+    slop = float(slop)
+    if math.isnan(slop) or slop < 0:
+        raise ValueError(f'slop must be >= 0 seconds (inf = unbounded), got {slop!r}')
 
 
 class ApproximateTimeSynchronizer:
@@ -69,13 +81,8 @@ class ApproximateTimeSynchronizer:
     def __init__(self, num_inputs: int, queue_size: int = 10, slop: float = 0.05,
                  age_penalty: float = 0.0,
                  inter_message_lower_bounds: Optional[Sequence[float]] = None):
-        if int(num_inputs) < 1:
-            raise ValueError(f'num_inputs must be >= 1, got {num_inputs!r}')
-        if int(queue_size) < 1:
-            raise ValueError(f'queue_size must be >= 1, got {queue_size!r}')
+        check_sync_arguments(num_inputs, queue_size, slop)
         slop = float(slop)
-        if math.isnan(slop) or slop < 0:
-            raise ValueError(f'slop must be >= 0 seconds (inf = unbounded), got {slop!r}')
         if not (age_penalty >= 0 and math.isfinite(age_penalty)):
             raise ValueError(f'age_penalty must be finite and >= 0, got {age_penalty!r}')
         self.num_inputs = int(num_inputs)

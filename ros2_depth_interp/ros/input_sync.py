@@ -19,10 +19,9 @@ policy that ``core.sync`` follows):
 * ``sync_min_period`` only applies to ours.
 """
 import collections
-import math
 import threading
 
-from ..core.sync import ApproximateTimeSynchronizer
+from ..core.sync import ApproximateTimeSynchronizer, check_sync_arguments
 
 try:
     import message_filters
@@ -57,13 +56,8 @@ class MessageFiltersSynchronizer:
     def __init__(self, num_inputs, queue_size=10, slop=0.05):
         if message_filters is None:
             raise ImportError('message_filters is not installed')
-        if int(num_inputs) < 1:
-            raise ValueError(f'num_inputs must be >= 1, got {num_inputs!r}')
-        if int(queue_size) < 1:
-            raise ValueError(f'queue_size must be >= 1, got {queue_size!r}')
+        check_sync_arguments(num_inputs, queue_size, slop)
         slop = float(slop)
-        if math.isnan(slop) or slop < 0:
-            raise ValueError(f'slop must be >= 0 seconds, got {slop!r}')
         self.num_inputs = int(num_inputs)
         self.queue_size = int(queue_size)
         self.slop = slop
