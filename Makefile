@@ -95,7 +95,8 @@ train: $(STAMP)
 export: $(STAMP)
 	$(VENV)/bin/depth_interp export $(EXPORT_ARGS)
 
-# Retrains models/depth_interp.onnx's recipe (ten stages, then export) into runs/shipped; DEVICE=cuda|cpu.
+# The shipped architecture's training recipe: one time-budgeted, resumable run from scratch, then the
+# export, into runs/shipped; DEVICE=cuda|cpu, MINUTES (default 110). models/README.md, "Training recipe".
 train-shipped: $(STAMP)
 	PYTHON=$(VPY) scripts/train_shipped_model.sh $(TRAIN_SHIPPED_ARGS)
 

@@ -1,4 +1,5 @@
-"""The candidate networks of the next design (learning/unet.py, presets 'unet' and 'spn'; not
+"""The candidate networks of the next design (learning/unet.py, presets 'unet', 'spn' and
+'spn_coarse'; not
 shipped): they build from their configs, keep measured pixels, export to plain ONNX that matches
 torch, and train a step."""
 import numpy as np
@@ -7,10 +8,13 @@ import torch
 
 from ros2_depth_interp.learning.export import export_onnx
 from ros2_depth_interp.learning.model import PRESETS, build_model, config_from_dict
-from ros2_depth_interp.learning.unet import SPNConfig, UNetConfig
+from ros2_depth_interp.learning.unet import CoarseSPNConfig, SPNConfig, UNetConfig
 
 SMALL_SPN = SPNConfig(widths=(4, 6, 8, 8, 8), blocks=(0, 0, 1, 1, 1), propagation={5: 2, 3: 2, 1: 2},
                       full_iterations=2, full_width=4, lift_width=2)
+SMALL_COARSE_SPN = CoarseSPNConfig(widths=(4, 6, 8, 8, 8), blocks=(0, 0, 1, 1, 1), propagation={5: 2, 3: 4, 2: 4})
+CANDIDATES = [PRESETS['unet_tiny'], SMALL_SPN, SMALL_COARSE_SPN]
+CANDIDATE_IDS = ['unet_tiny', 'spn_small', 'spn_coarse_small']
 
 
 def _input(h, w, seed=0):
@@ -23,7 +27,7 @@ def _input(h, w, seed=0):
     return x, depth, mask.astype(bool)
 
 
-@pytest.mark.parametrize('config', [PRESETS['unet_tiny'], SMALL_SPN], ids=['unet_tiny', 'spn_small'])
+@pytest.mark.parametrize('config', CANDIDATES, ids=CANDIDATE_IDS)
 def test_candidate_runs_on_its_stride_and_round_trips_its_config(config):
     model = build_model(config).eval()
     assert config_from_dict(config.to_dict()) == config
@@ -37,17 +41,21 @@ def test_candidate_runs_on_its_stride_and_round_trips_its_config(config):
     assert np.median(error[mask]) < 0.05
 
 
-def test_spn_propagation_follows_intensity_before_training():
-    # the intensity prior of the affinities alone keeps the two surfaces apart
-    model = build_model(SMALL_SPN).eval()
+@pytest.mark.parametrize('config', [SMALL_SPN, SMALL_COARSE_SPN], ids=['spn_small', 'spn_coarse_small'])
+def test_spn_propagation_follows_intensity_before_training(config):
+    # the intensity prior of the affinities alone keeps the two surfaces apart: across the step
+    # (columns 40-56) it is closer to the truth than the pull-push fill, which ignores intensity
     x, depth, mask = _input(64, 96, seed=1)
     with torch.no_grad():
-        dense = model(x)[0][0, 0].numpy()
+        dense = build_model(config).eval()(x)[0][0, 0].numpy()
+        pull_push = build_model(PRESETS['unet_tiny']).eval()(x)[0][0, 0].numpy()   # zero head: the fill
     left, right = dense[:, :40], dense[:, 56:]
     assert abs(float(np.median(left)) - 1.06) < 0.1 and abs(float(np.median(right)) - 1.36) < 0.1
+    band = np.s_[:, 40:56]
+    assert np.abs(dense - depth)[band].mean() < 0.85 * np.abs(pull_push - depth)[band].mean()
 
 
-@pytest.mark.parametrize('config', [PRESETS['unet_tiny'], SMALL_SPN], ids=['unet_tiny', 'spn_small'])
+@pytest.mark.parametrize('config', CANDIDATES, ids=CANDIDATE_IDS)
 def test_candidate_exports_to_plain_onnx_matching_torch(tmp_path, config):
     torch.manual_seed(0)
     model = build_model(config)
@@ -65,3 +73,4 @@ def test_candidate_exports_to_plain_onnx_matching_torch(tmp_path, config):
 
 def test_unet_config_defaults_are_the_presets():
     assert PRESETS['unet'] == UNetConfig() and PRESETS['spn'] == SPNConfig()
+    assert PRESETS['spn_coarse'] == CoarseSPNConfig()

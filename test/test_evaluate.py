@@ -144,9 +144,7 @@ def test_a_failing_method_is_reported_not_fatal(data):
 
 
 def test_with_an_onnx_model(data, tmp_path):
-    export = pytest.importorskip('ros2_depth_interp.learning.export')
-    if not hasattr(export, 'export_tiny_model'):
-        pytest.skip('ros2_depth_interp.learning.export.export_tiny_model does not exist yet')
+    export = pytest.importorskip('ros2_depth_interp.learning.export', reason='exporting a model needs torch')
     model = export.export_tiny_model(str(tmp_path / 'tiny.onnx'))
     out = str(tmp_path / 'eval')
     rc, _ = _run(['--data', data, '--scenes', *SCENES, '--protocols', 'gradient@0.10', '--model', model,

@@ -23,7 +23,7 @@ from torch import nn
 
 from .layers import ELU, ResidualBlock, conv3x3
 from .prefill import PyramidPrefill
-from .unet import DepthSPN, DepthUNet, SPNConfig, UNetConfig
+from .unet import CoarseSPNConfig, DepthCoarseSPN, DepthSPN, DepthUNet, SPNConfig, UNetConfig
 
 
 @dataclass
@@ -106,6 +106,7 @@ PRESETS = {
     'unet': UNetConfig(),
     'unet_tiny': UNetConfig(widths=(4, 6, 8, 8, 8), blocks=(0, 0, 1, 1, 1)),
     'spn': SPNConfig(),
+    'spn_coarse': CoarseSPNConfig(),
 }
 
 
@@ -144,7 +145,7 @@ class DepthInterpNet(nn.Module):
 
 
 def config_from_dict(d):
-    return {'unet': UNetConfig, 'spn': SPNConfig}.get(d.get('arch'), NetConfig).from_dict(d)
+    return {'unet': UNetConfig, 'spn': SPNConfig, 'spn_coarse': CoarseSPNConfig}.get(d.get('arch'), NetConfig).from_dict(d)
 
 
 def build_model(config=None):
@@ -154,6 +155,8 @@ def build_model(config=None):
         config = config_from_dict(config)
     if isinstance(config, SPNConfig):
         return DepthSPN(config)
+    if isinstance(config, CoarseSPNConfig):
+        return DepthCoarseSPN(config)
     return DepthUNet(config) if isinstance(config, UNetConfig) else DepthInterpNet(config)
 
 

@@ -11,6 +11,10 @@ The network does the interpolation itself, with few, large operators:
    times (receptive field of the whole frame at 640x480), a decoder that adds each encoder level back
    (skip connections) and a head at half resolution whose pixel shuffle gives the full-resolution
    correction of the first guess and a confidence logit.
+3. Variants that steer learned spatial propagation with the decoder's features: ``DepthSPN`` at
+   every level down to full resolution, ``DepthCoarseSPN`` only at the coarse levels (1/32 to 1/4),
+   whose estimate replaces the pull-push fill under the U-Net's correction. The affinities start as
+   an intensity prior (colorization-like), so the untrained network already follows image edges.
 
 Input: (N, 3, H, W) as described in ``core.preprocess`` (H, W multiples of ``stride``).
 Output: (depth, confidence), each (N, 1, H, W): normalized depth and a confidence in [0, 1].
@@ -265,3 +269,67 @@ class DepthSPN(DepthUNet):
         if firmness is not None:
             own = own * firmness
         return own * normalized, 1.0 - own
+
+
+@dataclass
+class CoarseSPNConfig(UNetConfig):
+    propagation: dict = None       # level (2 = 1/4, 3 = 1/8 ...) -> propagation steps there
+    prior_sigma: float = 0.02      # initial intensity range of the affinities' prior (intensity in [0, 1])
+    arch: str = 'spn_coarse'
+
+    def __post_init__(self):
+        if self.propagation is None:
+            self.propagation = {5: 16, 4: 12, 3: 8, 2: 6}
+        self.propagation = {int(k): int(v) for k, v in self.propagation.items()}
+
+
+class DepthCoarseSPN(DepthUNet):
+    """The U-Net steers learned propagation of the sparse depth at the coarse levels only (1/32 to
+    1/4 by default, where a step costs little); the propagated estimate, upsampled to full resolution
+    with the measurements put back, replaces the pull-push fill under the U-Net's correction."""
+
+    def __init__(self, config=None):
+        super().__init__(config or CoarseSPNConfig())
+        config, widths = self.config, self.config.widths
+        self.levels = sorted((int(l) for l in config.propagation), reverse=True)   # coarsest first
+        # per level: 9 affinity logits and how firmly the level's pooled measurements are held
+        self.affinity = nn.ModuleList(conv3x3(widths[l - 1], 10) for l in self.levels)
+        self.propagate = nn.ModuleList(Propagation(config.propagation[l]) for l in self.levels)
+        prior = math.log(1.0 / (2.0 * config.prior_sigma ** 2))
+        self.prior_log_scale = nn.Parameter(torch.full((len(self.levels),), prior))
+        for conv in self.affinity:
+            nn.init.zeros_(conv.weight)
+            nn.init.zeros_(conv.bias)
+            nn.init.constant_(conv.bias[9:], HOLD_BIAS)
+
+    def forward(self, x):
+        depth, mask, intensity = x[:, 0:1], x[:, 1:2], x[:, 2:3]
+        fills, pyramid = self.pyramid(depth, mask)
+        decoded = self.encoder_decoder(depth, mask, intensity, fills, pyramid)
+        estimate = self.coarse_estimate(intensity, fills, pyramid, decoded)
+        own = torch.clamp(mask * self.config.pyramid_gain, max=1.0)
+        base = own * depth + (1.0 - own) * estimate
+        out = self.shuffle(self.head(decoded[0]))
+        dense = base + out[:, 0:1]
+        confidence = torch.sigmoid(out[:, 1:2] + 2.0)
+        return dense, confidence
+
+    def coarse_estimate(self, intensity, fills, pyramid, decoded):
+        """Propagation level by level, coarse to fine, from the pull-push fill of the coarsest one;
+        -> the finest level's estimate upsampled to full resolution."""
+        scales = torch.exp(self.prior_log_scale)
+        shades = [intensity]
+        for _ in range(self.levels[0]):
+            shades.append(F.avg_pool2d(shades[-1], 2))
+        estimate, previous = fills[self.levels[0]], self.levels[0]
+        for i, (level, affinity, propagate) in enumerate(zip(self.levels, self.affinity, self.propagate)):
+            if level != previous:
+                estimate = F.interpolate(estimate, scale_factor=2.0 ** (previous - level), mode='bilinear',
+                                         align_corners=False)
+                previous = level
+            out = affinity(decoded[level - 1])
+            own = torch.clamp(pyramid[level][1] * self.config.pyramid_gain, max=1.0) * torch.sigmoid(out[:, 9:10])
+            held, keep = own * pyramid[level][0], 1.0 - own
+            logits = out[:, :9] + intensity_prior(shades[level], scales[i])
+            estimate = propagate(held + keep * estimate, torch.softmax(logits, dim=1), held, keep)
+        return F.interpolate(estimate, scale_factor=2.0 ** previous, mode='bilinear', align_corners=False)
