@@ -207,7 +207,37 @@ def intensity_prior(intensity, scale):
     return -scale * (difference * difference)
 
 
-class DepthSPN(DepthUNet):
+class LevelPropagation:
+    """Coarse-to-fine learned propagation over the levels ``self.levels`` (coarsest first), for a
+    U-Net with ``affinity`` convolutions and ``propagate`` steps per level."""
+
+    def propagate_levels(self, intensity, fills, pyramid, decoded, scales):
+        """From the pull-push fill of the coarsest level, propagation level by level; -> the finest
+        level's estimate upsampled to full resolution. ``scales``: the intensity prior's weight per level."""
+        shades = [intensity]
+        for _ in range(self.levels[0]):
+            shades.append(F.avg_pool2d(shades[-1], 2))
+        estimate, previous = fills[self.levels[0]], self.levels[0]
+        for i, (level, affinity, propagate) in enumerate(zip(self.levels, self.affinity, self.propagate)):
+            if level != previous:
+                estimate = F.interpolate(estimate, scale_factor=2.0 ** (previous - level), mode='bilinear',
+                                         align_corners=False)
+                previous = level
+            out = affinity(decoded[level - 1])
+            held, keep = self._held(*pyramid[level], torch.sigmoid(out[:, 9:10]))
+            logits = out[:, :9] + intensity_prior(shades[level], scales[i])
+            estimate = propagate(held + keep * estimate, torch.softmax(logits, dim=1), held, keep)
+        return F.interpolate(estimate, scale_factor=2.0 ** previous, mode='bilinear', align_corners=False)
+
+    def _held(self, normalized, support, firmness=None):
+        """(held values, weight of the propagated estimate) of one level."""
+        own = torch.clamp(support * self.config.pyramid_gain, max=1.0)
+        if firmness is not None:
+            own = own * firmness
+        return own * normalized, 1.0 - own
+
+
+class DepthSPN(LevelPropagation, DepthUNet):
     """The U-Net predicts affinities for coarse-to-fine learned propagation of the sparse depth."""
 
     def __init__(self, config=None):
@@ -239,20 +269,7 @@ class DepthSPN(DepthUNet):
         fills, pyramid = self.pyramid(depth, mask)
         decoded = self.encoder_decoder(depth, mask, intensity, fills, pyramid)
         scales = torch.exp(self.prior_log_scale)
-        shades = [intensity]
-        for _ in range(self.levels[0]):
-            shades.append(F.avg_pool2d(shades[-1], 2))
-        estimate, previous = fills[self.levels[0]], self.levels[0]
-        for i, (level, affinity, propagate) in enumerate(zip(self.levels, self.affinity, self.propagate)):
-            if level != previous:
-                estimate = F.interpolate(estimate, scale_factor=2.0 ** (previous - level), mode='bilinear',
-                                         align_corners=False)
-                previous = level
-            out = affinity(decoded[level - 1])
-            held, keep = self._held(*pyramid[level], torch.sigmoid(out[:, 9:10]))
-            logits = out[:, :9] + intensity_prior(shades[level], scales[i])
-            estimate = propagate(held + keep * estimate, torch.softmax(logits, dim=1), held, keep)
-        estimate = F.interpolate(estimate, scale_factor=2.0 ** self.levels[-1], mode='bilinear', align_corners=False)
+        estimate = self.propagate_levels(intensity, fills, pyramid, decoded, scales)
         full = torch.cat([elu(self.full_features(torch.cat([depth, mask, intensity, fills[0]], dim=1))),
                           elu(self.shuffle(self.lift(decoded[0])))], dim=1)
         out = self.head(full)
@@ -262,13 +279,6 @@ class DepthSPN(DepthUNet):
         dense = estimate + keep * out[:, 9:10]
         confidence = torch.sigmoid(out[:, 10:11] + 2.0)
         return dense, confidence
-
-    def _held(self, normalized, support, firmness=None):
-        """(held values, weight of the propagated estimate) of one level."""
-        own = torch.clamp(support * self.config.pyramid_gain, max=1.0)
-        if firmness is not None:
-            own = own * firmness
-        return own * normalized, 1.0 - own
 
 
 @dataclass
@@ -283,7 +293,7 @@ class CoarseSPNConfig(UNetConfig):
         self.propagation = {int(k): int(v) for k, v in self.propagation.items()}
 
 
-class DepthCoarseSPN(DepthUNet):
+class DepthCoarseSPN(LevelPropagation, DepthUNet):
     """The U-Net steers learned propagation of the sparse depth at the coarse levels only (1/32 to
     1/4 by default, where a step costs little); the propagated estimate, upsampled to full resolution
     with the measurements put back, replaces the pull-push fill under the U-Net's correction."""
@@ -306,30 +316,9 @@ class DepthCoarseSPN(DepthUNet):
         depth, mask, intensity = x[:, 0:1], x[:, 1:2], x[:, 2:3]
         fills, pyramid = self.pyramid(depth, mask)
         decoded = self.encoder_decoder(depth, mask, intensity, fills, pyramid)
-        estimate = self.coarse_estimate(intensity, fills, pyramid, decoded)
-        own = torch.clamp(mask * self.config.pyramid_gain, max=1.0)
-        base = own * depth + (1.0 - own) * estimate
+        estimate = self.propagate_levels(intensity, fills, pyramid, decoded, torch.exp(self.prior_log_scale))
+        held, keep = self._held(depth, mask)
         out = self.shuffle(self.head(decoded[0]))
-        dense = base + out[:, 0:1]
+        dense = held + keep * estimate + out[:, 0:1]
         confidence = torch.sigmoid(out[:, 1:2] + 2.0)
         return dense, confidence
-
-    def coarse_estimate(self, intensity, fills, pyramid, decoded):
-        """Propagation level by level, coarse to fine, from the pull-push fill of the coarsest one;
-        -> the finest level's estimate upsampled to full resolution."""
-        scales = torch.exp(self.prior_log_scale)
-        shades = [intensity]
-        for _ in range(self.levels[0]):
-            shades.append(F.avg_pool2d(shades[-1], 2))
-        estimate, previous = fills[self.levels[0]], self.levels[0]
-        for i, (level, affinity, propagate) in enumerate(zip(self.levels, self.affinity, self.propagate)):
-            if level != previous:
-                estimate = F.interpolate(estimate, scale_factor=2.0 ** (previous - level), mode='bilinear',
-                                         align_corners=False)
-                previous = level
-            out = affinity(decoded[level - 1])
-            own = torch.clamp(pyramid[level][1] * self.config.pyramid_gain, max=1.0) * torch.sigmoid(out[:, 9:10])
-            held, keep = own * pyramid[level][0], 1.0 - own
-            logits = out[:, :9] + intensity_prior(shades[level], scales[i])
-            estimate = propagate(held + keep * estimate, torch.softmax(logits, dim=1), held, keep)
-        return F.interpolate(estimate, scale_factor=2.0 ** previous, mode='bilinear', align_corners=False)
