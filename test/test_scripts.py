@@ -40,11 +40,11 @@ def test_network_gain_bands_add_up_to_the_change_of_the_error(tiny_model_path, t
         assert sum(row['bands'].values()) == pytest.approx(total, rel=1e-3, abs=1e-3)
 
 
-def _shipped_recipe_argv():
-    """The ``train`` command of scripts/train_shipped_model.sh as an argv list, the values it takes
-    from the environment at their CPU defaults."""
+def _shipped_recipe_argv(script=os.path.join(SCRIPTS, 'train_shipped_model.sh')):
+    """The ``train`` command of a training script (default scripts/train_shipped_model.sh) as an argv
+    list, the values it takes from the environment at their CPU defaults."""
     import shlex
-    with open(os.path.join(SCRIPTS, 'train_shipped_model.sh')) as f:
+    with open(script) as f:
         text = f.read().replace('\\\n', ' ')
     (line,) = [line for line in text.splitlines() if 'ros2_depth_interp.learning.train ' in line]
     values = {'"$out"': 'runs/x', '"$device"': 'cpu', '"$minutes"': '110', '"$mb"': 'data', '"$batch"': '4',
@@ -74,6 +74,20 @@ def test_the_training_recipe_trains_the_shipped_architecture_on_held_out_safe_da
     # the export has no pre-fill options: the graph is the one the network was trained on
     (export_line,) = [line for line in text.splitlines() if 'ros2_depth_interp.learning.export' in line]
     assert '--prefill' not in export_line
+
+
+@needs_torch
+def test_the_candidate_recipe_trains_spn_coarse_on_held_out_safe_data_and_continues():
+    from ros2_depth_interp.learning.datasets import HELD_OUT_SCENES
+    from ros2_depth_interp.learning.model import PRESETS
+    from ros2_depth_interp.learning.train import build_parser, make_config
+    script = os.path.join(EXPERIMENTS, 'train_spn_coarse.sh')
+    args = build_parser().parse_args(_shipped_recipe_argv(script))
+    assert make_config(args) == PRESETS['spn_coarse']
+    assert args.time_limit > 0 and 0 < args.lr_drop_fraction < 1 and args.lr_after < args.lr
+    assert set(HELD_OUT_SCENES) <= set(args.val_scenes)
+    with open(script) as f:
+        assert '--resume "$out/last.pt"' in f.read()
 
 
 @needs_torch
