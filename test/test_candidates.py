@@ -1,7 +1,6 @@
 """The candidate networks of the next design (learning/unet.py, presets 'unet', 'spn' and
-'spn_coarse'; not
-shipped): they build from their configs, keep measured pixels, export to plain ONNX that matches
-torch, and train a step."""
+'spn_coarse'; not shipped): they build from their configs, keep measured pixels, export to plain
+ONNX that matches torch, and train a step."""
 import numpy as np
 import pytest
 import torch

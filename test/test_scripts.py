@@ -40,7 +40,7 @@ def test_network_gain_bands_add_up_to_the_change_of_the_error(tiny_model_path, t
         assert sum(row['bands'].values()) == pytest.approx(total, rel=1e-3, abs=1e-3)
 
 
-def _shipped_recipe_argv(script=os.path.join(SCRIPTS, 'train_shipped_model.sh')):
+def _recipe_argv(script=os.path.join(SCRIPTS, 'train_shipped_model.sh')):
     """The ``train`` command of a training script (default scripts/train_shipped_model.sh) as an argv
     list, the values it takes from the environment at their CPU defaults."""
     import shlex
@@ -62,7 +62,7 @@ def test_the_training_recipe_trains_the_shipped_architecture_on_held_out_safe_da
     from ros2_depth_interp.learning.datasets import HELD_OUT_SCENES
     from ros2_depth_interp.learning.model import PRESETS, NetConfig
     from ros2_depth_interp.learning.train import build_parser, make_config
-    args = build_parser().parse_args(_shipped_recipe_argv())
+    args = build_parser().parse_args(_recipe_argv())
     assert make_config(args) == PRESETS['default']
     shipped = torch.load(default_model_path().replace('.onnx', '.pt'), map_location='cpu', weights_only=False)
     assert NetConfig.from_dict(shipped['config']) == PRESETS['default']
@@ -82,7 +82,7 @@ def test_the_candidate_recipe_trains_spn_coarse_on_held_out_safe_data_and_contin
     from ros2_depth_interp.learning.model import PRESETS
     from ros2_depth_interp.learning.train import build_parser, make_config
     script = os.path.join(EXPERIMENTS, 'train_spn_coarse.sh')
-    args = build_parser().parse_args(_shipped_recipe_argv(script))
+    args = build_parser().parse_args(_recipe_argv(script))
     assert make_config(args) == PRESETS['spn_coarse']
     assert args.time_limit > 0 and 0 < args.lr_drop_fraction < 1 and args.lr_after < args.lr
     assert set(HELD_OUT_SCENES) <= set(args.val_scenes)

@@ -62,18 +62,30 @@ class UNetConfig:
 
 
 @dataclass
-class SPNConfig(UNetConfig):
+class PropagationConfig(UNetConfig):
+    """Settings of the learned propagation shared by the 'spn' and 'spn_coarse' candidates."""
     propagation: dict = None       # level (1 = 1/2, 2 = 1/4, 3 = 1/8 ...) -> propagation steps there
+    prior_sigma: float = 0.02      # initial intensity range of the affinities' prior (intensity in [0, 1])
+    default_propagation = {}       # class attribute (not a field): the steps when none are given
+
+    def __post_init__(self):
+        steps = self.default_propagation if self.propagation is None else self.propagation
+        self.propagation = {int(k): int(v) for k, v in steps.items()}
+
+
+@dataclass
+class SPNConfig(PropagationConfig):
     full_iterations: int = 4       # propagation steps at full resolution
     full_width: int = 8            # full-resolution features of the input
     lift_width: int = 4            # decoder features brought to full resolution by a pixel shuffle
-    prior_sigma: float = 0.02      # initial intensity range of the affinities' prior (intensity in [0, 1])
     arch: str = 'spn'
+    default_propagation = {5: 16, 4: 14, 3: 10, 2: 8, 1: 6}
 
-    def __post_init__(self):
-        if self.propagation is None:
-            self.propagation = {5: 16, 4: 14, 3: 10, 2: 8, 1: 6}
-        self.propagation = {int(k): int(v) for k, v in self.propagation.items()}
+
+@dataclass
+class CoarseSPNConfig(PropagationConfig):
+    arch: str = 'spn_coarse'
+    default_propagation = {5: 16, 4: 12, 3: 8, 2: 6}     # 1/32 to 1/4 only
 
 
 class SparsePyramid(nn.Module):
@@ -211,6 +223,22 @@ class LevelPropagation:
     """Coarse-to-fine learned propagation over the levels ``self.levels`` (coarsest first), for a
     U-Net with ``affinity`` convolutions and ``propagate`` steps per level."""
 
+    def build_levels(self, extra_scales=0):
+        """The per-level modules: 9 affinity logits and how firmly the level's pooled measurements are
+        held (a block that pools both sides of a depth edge should not be), zero-initialized so that
+        the intensity prior alone steers at first; the prior's weight (log scale) per level and for
+        ``extra_scales`` further propagations."""
+        config, widths = self.config, self.config.widths
+        self.levels = sorted((int(l) for l in config.propagation), reverse=True)   # coarsest first
+        self.affinity = nn.ModuleList(conv3x3(widths[l - 1], 10) for l in self.levels)
+        self.propagate = nn.ModuleList(Propagation(config.propagation[l]) for l in self.levels)
+        prior = math.log(1.0 / (2.0 * config.prior_sigma ** 2))
+        self.prior_log_scale = nn.Parameter(torch.full((len(self.levels) + extra_scales,), prior))
+        for conv in self.affinity:
+            nn.init.zeros_(conv.weight)
+            nn.init.zeros_(conv.bias)
+            nn.init.constant_(conv.bias[9:], HOLD_BIAS)
+
     def propagate_levels(self, intensity, fills, pyramid, decoded, scales):
         """From the pull-push fill of the coarsest level, propagation level by level; -> the finest
         level's estimate upsampled to full resolution. ``scales``: the intensity prior's weight per level."""
@@ -243,26 +271,15 @@ class DepthSPN(LevelPropagation, DepthUNet):
     def __init__(self, config=None):
         super().__init__(config or SPNConfig())
         config, widths = self.config, self.config.widths
-        levels = sorted(config.propagation, reverse=True)          # coarsest first, e.g. 3, 2, 1
-        self.levels = [int(l) for l in levels]
-        # per level: 9 affinity logits and how firmly the level's pooled measurements are held (a
-        # block that pools both sides of a depth edge should not be)
-        self.affinity = nn.ModuleList(conv3x3(widths[l - 1], 10) for l in self.levels)
-        self.propagate = nn.ModuleList(Propagation(config.propagation[l]) for l in self.levels)
+        self.build_levels(extra_scales=1)   # the last prior scale: full resolution
         self.full = Propagation(config.full_iterations)
         # full resolution: features of the input beside the decoder's, lifted from half resolution by
         # a pixel shuffle, give the 9 affinities, a depth correction and a confidence logit
         self.full_features = conv3x3(4, config.full_width)
         self.lift = conv3x3(widths[0], 4 * config.lift_width)
         self.head = conv3x3(config.full_width + config.lift_width, 11)
-        # per propagation level and full resolution: the weight of the intensity prior (log scale)
-        prior = math.log(1.0 / (2.0 * config.prior_sigma ** 2))
-        self.prior_log_scale = nn.Parameter(torch.full((len(self.levels) + 1,), prior))
-        for conv in list(self.affinity) + [self.head]:
-            nn.init.zeros_(conv.weight)
-            nn.init.zeros_(conv.bias)
-        for conv in self.affinity:
-            nn.init.constant_(conv.bias[9:], HOLD_BIAS)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
 
     def forward(self, x):
         depth, mask, intensity = x[:, 0:1], x[:, 1:2], x[:, 2:3]
@@ -281,18 +298,6 @@ class DepthSPN(LevelPropagation, DepthUNet):
         return dense, confidence
 
 
-@dataclass
-class CoarseSPNConfig(UNetConfig):
-    propagation: dict = None       # level (2 = 1/4, 3 = 1/8 ...) -> propagation steps there
-    prior_sigma: float = 0.02      # initial intensity range of the affinities' prior (intensity in [0, 1])
-    arch: str = 'spn_coarse'
-
-    def __post_init__(self):
-        if self.propagation is None:
-            self.propagation = {5: 16, 4: 12, 3: 8, 2: 6}
-        self.propagation = {int(k): int(v) for k, v in self.propagation.items()}
-
-
 class DepthCoarseSPN(LevelPropagation, DepthUNet):
     """The U-Net steers learned propagation of the sparse depth at the coarse levels only (1/32 to
     1/4 by default, where a step costs little); the propagated estimate, upsampled to full resolution
@@ -300,17 +305,7 @@ class DepthCoarseSPN(LevelPropagation, DepthUNet):
 
     def __init__(self, config=None):
         super().__init__(config or CoarseSPNConfig())
-        config, widths = self.config, self.config.widths
-        self.levels = sorted((int(l) for l in config.propagation), reverse=True)   # coarsest first
-        # per level: 9 affinity logits and how firmly the level's pooled measurements are held
-        self.affinity = nn.ModuleList(conv3x3(widths[l - 1], 10) for l in self.levels)
-        self.propagate = nn.ModuleList(Propagation(config.propagation[l]) for l in self.levels)
-        prior = math.log(1.0 / (2.0 * config.prior_sigma ** 2))
-        self.prior_log_scale = nn.Parameter(torch.full((len(self.levels),), prior))
-        for conv in self.affinity:
-            nn.init.zeros_(conv.weight)
-            nn.init.zeros_(conv.bias)
-            nn.init.constant_(conv.bias[9:], HOLD_BIAS)
+        self.build_levels()
 
     def forward(self, x):
         depth, mask, intensity = x[:, 0:1], x[:, 1:2], x[:, 2:3]
