@@ -1,19 +1,22 @@
 """The candidate networks of the next design (learning/unet.py, presets 'unet', 'spn' and
-'spn_coarse'; not shipped): they build from their configs, keep measured pixels, export to plain
-ONNX that matches torch, and train a step."""
+'spn_coarse'; learning/geodesic.py, preset 'geodesic'; not shipped): they build from their configs,
+keep measured pixels, follow image edges before training, and export to plain ONNX that matches
+torch and that the node loads with the graph optimization the model asks for."""
 import numpy as np
 import pytest
 import torch
 
 from ros2_depth_interp.learning.export import export_onnx
 from ros2_depth_interp.learning.model import PRESETS, build_model, config_from_dict
+from ros2_depth_interp.learning.geodesic import GeodesicConfig
 from ros2_depth_interp.learning.unet import CoarseSPNConfig, SPNConfig, UNetConfig
 
 SMALL_SPN = SPNConfig(widths=(4, 6, 8, 8, 8), blocks=(0, 0, 1, 1, 1), propagation={5: 2, 3: 2, 1: 2},
                       full_iterations=2, full_width=4, lift_width=2)
 SMALL_COARSE_SPN = CoarseSPNConfig(widths=(4, 6, 8, 8, 8), blocks=(0, 0, 1, 1, 1), propagation={5: 2, 3: 4, 2: 4})
-CANDIDATES = [PRESETS['unet_tiny'], SMALL_SPN, SMALL_COARSE_SPN]
-CANDIDATE_IDS = ['unet_tiny', 'spn_small', 'spn_coarse_small']
+SMALL_GEODESIC = GeodesicConfig(widths=(4, 6, 8, 8, 8), blocks=(0, 0, 1, 1, 1), distances=(32, 8, 2, 1))
+CANDIDATES = [PRESETS['unet_tiny'], SMALL_SPN, SMALL_COARSE_SPN, SMALL_GEODESIC]
+CANDIDATE_IDS = ['unet_tiny', 'spn_small', 'spn_coarse_small', 'geodesic_small']
 
 
 def _input(h, w, seed=0):
@@ -40,9 +43,10 @@ def test_candidate_runs_on_its_stride_and_round_trips_its_config(config):
     assert np.median(error[mask]) < 0.05
 
 
-@pytest.mark.parametrize('config', [SMALL_SPN, SMALL_COARSE_SPN], ids=['spn_small', 'spn_coarse_small'])
-def test_spn_propagation_follows_intensity_before_training(config):
-    # the intensity prior of the affinities alone keeps the two surfaces apart: across the step
+@pytest.mark.parametrize('config', [SMALL_SPN, SMALL_COARSE_SPN, SMALL_GEODESIC],
+                         ids=['spn_small', 'spn_coarse_small', 'geodesic_small'])
+def test_propagation_follows_intensity_before_training(config):
+    # the intensity prior of the propagation alone keeps the two surfaces apart: across the step
     # (columns 40-56) it is closer to the truth than the pull-push fill, which ignores intensity
     x, depth, mask = _input(64, 96, seed=1)
     with torch.no_grad():
@@ -72,4 +76,45 @@ def test_candidate_exports_to_plain_onnx_matching_torch(tmp_path, config):
 
 def test_unet_config_defaults_are_the_presets():
     assert PRESETS['unet'] == UNetConfig() and PRESETS['spn'] == SPNConfig()
-    assert PRESETS['spn_coarse'] == CoarseSPNConfig()
+    assert PRESETS['spn_coarse'] == CoarseSPNConfig() and PRESETS['geodesic'] == GeodesicConfig()
+
+
+def test_geodesic_propagation_stops_at_an_edge_that_no_sample_crosses():
+    # one measurement left of a bright line and one right of it: each side takes its own sample's
+    # depth, also 20 px from it, and the measured pixels keep their values
+    from ros2_depth_interp.learning.geodesic import GeodesicPropagation, edge_steps
+    h, w = 8, 64
+    intensity = torch.full((1, 1, h, w), 0.2)
+    intensity[..., 32] = 0.9
+    depth, mask = torch.zeros(1, 1, h, w), torch.zeros(1, 1, h, w)
+    depth[..., 4, 10], mask[..., 4, 10] = 1.0, 1.0
+    depth[..., 4, 50], mask[..., 4, 50] = 3.0, 1.0
+    out = GeodesicPropagation((16, 8, 4, 2, 1, 2, 1))(depth, mask, torch.full_like(depth, 2.0),
+                                                        30.0 * edge_steps(intensity))[0, 0]
+    assert float(out[4, 10]) == 1.0 and float(out[4, 50]) == 3.0
+    assert torch.allclose(out[:, :30], torch.tensor(1.0), atol=1e-3)
+    assert torch.allclose(out[:, 35:], torch.tensor(3.0), atol=1e-3)
+
+
+def test_the_node_runs_a_model_with_the_graph_optimization_its_metadata_names(tmp_path):
+    # the geodesic candidate asks for 'extended' (no NCHWc layout transformation): the node's
+    # backend loads it so and computes what torch computes; an unknown level is a load error
+    import onnx
+    from ros2_depth_interp.core.inference import DepthInterpolator, ModelLoadError
+    torch.manual_seed(0)
+    model = build_model(SMALL_GEODESIC).eval()
+    path = str(tmp_path / 'geodesic.onnx')
+    export_onnx(model, path)
+    proto = onnx.load(path)
+    assert {p.key: p.value for p in proto.metadata_props}['ort_graph_optimization'] == 'extended'
+    x, depth, mask = _input(64, 96)
+    interp = DepthInterpolator(model_path=path, providers=['CPUExecutionProvider'])
+    dense = interp.interpolate(np.where(mask, depth, 0.0).astype(np.float32), mask,
+                               (x[0, 2].numpy() * 255).astype(np.uint8))
+    assert np.abs(dense - depth)[mask].max() < 1e-3 and np.isfinite(dense).all()
+    for p in proto.metadata_props:
+        if p.key == 'ort_graph_optimization':
+            p.value = 'fastest'
+    onnx.save(proto, str(tmp_path / 'bad.onnx'))
+    with pytest.raises(ModelLoadError, match="graph optimization 'fastest'"):
+        DepthInterpolator(model_path=str(tmp_path / 'bad.onnx'), providers=['CPUExecutionProvider'])

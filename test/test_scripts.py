@@ -40,15 +40,16 @@ def test_network_gain_bands_add_up_to_the_change_of_the_error(tiny_model_path, t
         assert sum(row['bands'].values()) == pytest.approx(total, rel=1e-3, abs=1e-3)
 
 
-def _recipe_argv(script=os.path.join(SCRIPTS, 'train_shipped_model.sh')):
+def _recipe_argv(script=os.path.join(SCRIPTS, 'train_shipped_model.sh'), preset=None):
     """The ``train`` command of a training script (default scripts/train_shipped_model.sh) as an argv
-    list, the values it takes from the environment at their CPU defaults."""
+    list, the values it takes from the environment at their CPU defaults (and ``preset`` for a
+    script that takes one)."""
     import shlex
     with open(script) as f:
         text = f.read().replace('\\\n', ' ')
     (line,) = [line for line in text.splitlines() if 'ros2_depth_interp.learning.train ' in line]
     values = {'"$out"': 'runs/x', '"$device"': 'cpu', '"$minutes"': '110', '"$mb"': 'data', '"$batch"': '4',
-              '"$crop"': '256x320', '"$workers"': '1'}
+              '"$crop"': '256x320', '"$workers"': '1', '"$preset"': preset}
     words = [values.get(w, w) for w in line.split('ros2_depth_interp.learning.train', 1)[1].split()]
     return shlex.split(' '.join(w for w in words if not w.startswith('"${resume')))
 
@@ -77,13 +78,14 @@ def test_the_training_recipe_trains_the_shipped_architecture_on_held_out_safe_da
 
 
 @needs_torch
-def test_the_candidate_recipe_trains_spn_coarse_on_held_out_safe_data_and_continues():
+@pytest.mark.parametrize('preset', ['spn_coarse', 'geodesic'])
+def test_the_candidate_recipe_trains_its_preset_on_held_out_safe_data_and_continues(preset):
     from ros2_depth_interp.learning.datasets import HELD_OUT_SCENES
     from ros2_depth_interp.learning.model import PRESETS
     from ros2_depth_interp.learning.train import build_parser, make_config
-    script = os.path.join(EXPERIMENTS, 'train_spn_coarse.sh')
-    args = build_parser().parse_args(_recipe_argv(script))
-    assert make_config(args) == PRESETS['spn_coarse']
+    script = os.path.join(EXPERIMENTS, 'train_candidate.sh')
+    args = build_parser().parse_args(_recipe_argv(script, preset))
+    assert make_config(args) == PRESETS[preset]
     assert args.time_limit > 0 and 0 < args.lr_drop_fraction < 1 and args.lr_after < args.lr
     assert set(HELD_OUT_SCENES) <= set(args.val_scenes)
     with open(script) as f:

@@ -44,6 +44,40 @@ class InterpolationResult:
     timings: dict = field(default_factory=dict)   # seconds: normalize, infer, finish
 
 
+GRAPH_OPTIMIZATION_LEVELS = ('all', 'extended', 'basic')
+
+
+def onnx_session(path, providers, threads=0, profile_prefix=None):
+    """An ONNX Runtime session of ``path`` with the node's settings: the graph optimization level
+    that the model's metadata ``ort_graph_optimization`` names ('all' when it names none; a model
+    whose operators run faster without the CPU layout transformation says 'extended'), ``threads``
+    intra-op threads (0: ONNX Runtime's default) and, given ``profile_prefix``, its profiler on."""
+    import onnxruntime as ort
+    levels = dict(zip(GRAPH_OPTIMIZATION_LEVELS, (ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+                                                  ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+                                                  ort.GraphOptimizationLevel.ORT_ENABLE_BASIC)))
+
+    def create(level, profile):
+        options = ort.SessionOptions()
+        options.graph_optimization_level = levels[level]
+        if threads:
+            options.intra_op_num_threads = int(threads)
+        if profile:
+            options.enable_profiling = True
+            options.profile_file_prefix = profile_prefix
+        try:
+            return ort.InferenceSession(path, options, providers=providers)
+        except Exception as exc:
+            raise ModelLoadError('cannot load ONNX model %s: %s' % (path, str(exc).splitlines()[0])) from exc
+
+    session = create('all', False)
+    level = session.get_modelmeta().custom_metadata_map.get('ort_graph_optimization', 'all')
+    if level not in levels:
+        raise ModelLoadError('model %s asks for ONNX Runtime graph optimization %r; expected one of %s'
+                             % (path, level, ', '.join(GRAPH_OPTIMIZATION_LEVELS)))
+    return create(level, profile_prefix is not None) if level != 'all' or profile_prefix else session
+
+
 class _OnnxBackend:
 
     def __init__(self, path, providers, threads, trt_fp16):
@@ -57,10 +91,6 @@ class _OnnxBackend:
         self.skipped = [p for p in wanted if p not in available]
         if not chosen:
             chosen = ['CPUExecutionProvider']
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if threads:
-            options.intra_op_num_threads = int(threads)
         provider_args = []
         for p in chosen:
             if p == 'TensorrtExecutionProvider':
@@ -70,10 +100,7 @@ class _OnnxBackend:
                                           'trt_fp16_enable': bool(trt_fp16)}))
             else:
                 provider_args.append(p)
-        try:
-            self.session = ort.InferenceSession(path, options, providers=provider_args)
-        except Exception as exc:
-            raise ModelLoadError('cannot load ONNX model %s: %s' % (path, str(exc).splitlines()[0])) from exc
+        self.session = onnx_session(path, provider_args, threads)
         meta = self.session.get_modelmeta().custom_metadata_map
         if meta.get('format') != FORMAT_TAG:
             raise ModelLoadError('%s is an ONNX model but not a ros2_depth_interp model (metadata format=%r, '

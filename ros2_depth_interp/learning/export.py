@@ -32,6 +32,7 @@ def _metadata(model, training):
         'stride': str(model.stride),
         'config': json.dumps(model.config.to_dict()),
         'training': json.dumps(training or {}),
+        'ort_graph_optimization': getattr(model, 'ort_graph_optimization', 'all'),
     }
 
 

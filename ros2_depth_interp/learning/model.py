@@ -23,6 +23,7 @@ from torch import nn
 
 from .layers import ELU, ResidualBlock, conv3x3
 from .prefill import PyramidPrefill
+from .geodesic import DepthGeodesic, GeodesicConfig
 from .unet import CoarseSPNConfig, DepthCoarseSPN, DepthSPN, DepthUNet, SPNConfig, UNetConfig
 
 
@@ -107,6 +108,7 @@ PRESETS = {
     'unet_tiny': UNetConfig(widths=(4, 6, 8, 8, 8), blocks=(0, 0, 1, 1, 1)),
     'spn': SPNConfig(),
     'spn_coarse': CoarseSPNConfig(),
+    'geodesic': GeodesicConfig(),
 }
 
 
@@ -145,7 +147,8 @@ class DepthInterpNet(nn.Module):
 
 
 def config_from_dict(d):
-    return {'unet': UNetConfig, 'spn': SPNConfig, 'spn_coarse': CoarseSPNConfig}.get(d.get('arch'), NetConfig).from_dict(d)
+    return {'unet': UNetConfig, 'spn': SPNConfig, 'spn_coarse': CoarseSPNConfig,
+            'geodesic': GeodesicConfig}.get(d.get('arch'), NetConfig).from_dict(d)
 
 
 def build_model(config=None):
@@ -157,6 +160,8 @@ def build_model(config=None):
         return DepthSPN(config)
     if isinstance(config, CoarseSPNConfig):
         return DepthCoarseSPN(config)
+    if isinstance(config, GeodesicConfig):
+        return DepthGeodesic(config)
     return DepthUNet(config) if isinstance(config, UNetConfig) else DepthInterpNet(config)
 
 

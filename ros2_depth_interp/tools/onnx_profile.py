@@ -76,17 +76,12 @@ def parse_profile(events, skip_runs=1):
 
 def operator_profile(path, tensor, runs=10, threads=0, providers=('CPUExecutionProvider',)):
     """Run the model ``runs`` + 1 times on ``tensor`` (its first input, NCHW) with ONNX Runtime's
-    profiler on, with the node's session settings (all graph optimizations, ``threads`` intra-op
-    threads, 0 = ONNX Runtime's default); returns :func:`parse_profile` of the profile."""
-    import onnxruntime as ort
+    profiler on, with the node's session settings (``core.inference.onnx_session``: the model's graph
+    optimization level, ``threads`` intra-op threads, 0 = ONNX Runtime's default); returns
+    :func:`parse_profile` of the profile."""
+    from ..core.inference import onnx_session
     with tempfile.TemporaryDirectory(prefix='ort_profile_') as folder:
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if threads:
-            options.intra_op_num_threads = int(threads)
-        options.enable_profiling = True
-        options.profile_file_prefix = os.path.join(folder, 'profile')
-        session = ort.InferenceSession(path, options, providers=list(providers))
+        session = onnx_session(path, list(providers), threads, profile_prefix=os.path.join(folder, 'profile'))
         first = session.get_inputs()[0]
         x = np.ascontiguousarray(tensor, dtype=np.float16 if 'float16' in first.type else np.float32)
         for _ in range(runs + 1):
