@@ -123,3 +123,37 @@ def test_prefill_table_row_named_the_shipped_model_is_the_default_presets_prefil
     row, default = PyramidPrefill(**options), build_model('default').prefill
     names = [k for k in vars(default) if not k.startswith('_') and k != 'training']
     assert names and {k: getattr(row, k) for k in names} == {k: getattr(default, k) for k in names}
+
+
+@needs_torch
+def test_loss_ablation_fine_tunes_each_loss_from_one_checkpoint_and_scores_them(tmp_path):
+    # the real script on a tiny network and generated scenes named like the held-out families
+    import subprocess
+    import sys
+    import torch
+    from ros2_depth_interp.learning import train
+    from ros2_depth_interp.learning.datasets import HELD_OUT_SCENES
+    root = tmp_path / 'middlebury'
+    for i, scene in enumerate(HELD_OUT_SCENES):
+        _write_scene(str(root / 'ThirdSize' / scene), seed=i)
+    small = ['--preset', 'unet_tiny', '--sources', 'synthetic', '--crop', '64x64', '--batch', '2',
+             '--workers', '0', '--val-samples', '1', '--threads', '1']
+    assert train.main(small + ['--out', str(tmp_path / 'start'), '--steps', '1']) == 0
+    init = str(tmp_path / 'start' / 'last.pt')
+    env = dict(os.environ, PYTHON=sys.executable, MIDDLEBURY=str(root), BATCH='2', CROP='64x64',
+               EXTRA='--sources synthetic --steps 2 --workers 0 --val-samples 1 --threads 1')
+    out = tmp_path / 'ablation'
+    done = subprocess.run(['bash', os.path.join(EXPERIMENTS, 'loss_ablation.sh'), 'unet_tiny', init, str(out)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    weights = {}
+    for variant in ('l1', 'l1_grad', 'perceptual'):
+        blob = torch.load(str(out / variant / 'last.pt'), weights_only=False)
+        assert blob['training']['history'][0]['steps'] == 1 and blob['step'] == 2
+        weights[variant] = blob['model']
+    # three different losses moved the same start three different ways
+    key = next(k for k in weights['l1'] if k.endswith('weight'))
+    assert not torch.equal(weights['l1'][key], weights['perceptual'][key])
+    assert not torch.equal(weights['l1'][key], weights['l1_grad'][key])
+    table = (out / 'choose.txt').read_text()
+    assert all(variant in table for variant in ('l1/last.pt', 'l1_grad/last.pt', 'perceptual/last.pt'))
