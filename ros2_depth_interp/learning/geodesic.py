@@ -8,7 +8,7 @@ is the image's edges, at full resolution, with a few large operators.
    of the straight path to the pixel ``d`` away in each of the four directions for every pixel at
    once (one ``Conv`` of the sums), so a path that crosses an edge costs what the edge costs (a
    parallel form of the domain transform). Normalized convolution then spreads (depth x certainty,
-   certainty) from far to near: at each distance (64, 32, ..., 2, 1, then 2 and 1 px again) every
+   certainty) from far to near: at each distance (256, 128, ..., 2, 1, then 2 and 1 px again) every
    pixel becomes the mean of itself and its four neighbours at that distance, weighted by
    exp(-path cost) and by the neighbours' certainty; measured pixels keep their value. One step is a
    shifting ``Conv``, a ``Mul``, a summing ``Conv`` and a multiply-add.
@@ -38,7 +38,9 @@ COST_BIAS = -6.0            # initial added cost per step: exp(-6) = 0.0025
 
 @dataclass
 class GeodesicConfig(UNetConfig):
-    distances: tuple = (64, 32, 16, 8, 4, 2, 1, 2, 1)   # one propagation step per distance (px)
+    # one propagation step per distance (px): a reach of 511 px, so that every pixel of a 640x480 frame
+    # hears from a measurement; a final 2, 1 sharpens
+    distances: tuple = (256, 128, 64, 32, 16, 8, 4, 2, 1, 2, 1)
     edge_gain: float = 30.0                   # path cost per unit of intensity change (intensity in [0, 1])
     arch: str = 'geodesic'
 
