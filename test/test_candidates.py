@@ -118,3 +118,19 @@ def test_the_node_runs_a_model_with_the_graph_optimization_its_metadata_names(tm
     onnx.save(proto, str(tmp_path / 'bad.onnx'))
     with pytest.raises(ModelLoadError, match="graph optimization 'fastest'"):
         DepthInterpolator(model_path=str(tmp_path / 'bad.onnx'), providers=['CPUExecutionProvider'])
+
+
+@pytest.mark.parametrize('name', ['spn_coarse', 'geodesic'])
+def test_committed_candidate_weights_load_and_fill(name):
+    # experiments/weights/<name>.pt (model card, "Candidates"): the preset's architecture, loadable for
+    # export and `train --init`, and its fill keeps the measurements
+    import os
+    from ros2_depth_interp.learning.export import load_torch_weights
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'experiments', 'weights',
+                        name + '.pt')
+    model, training = load_torch_weights(path)
+    assert model.config == PRESETS[name] and training['steps'] > 0
+    x, depth, mask = _input(64, 96)
+    with torch.no_grad():
+        dense = model(x)[0][0, 0].numpy()
+    assert np.isfinite(dense).all() and np.median(np.abs(dense - depth)[mask]) < 0.05
