@@ -44,18 +44,15 @@ class InterpolationResult:
     timings: dict = field(default_factory=dict)   # seconds: normalize, infer, finish
 
 
-GRAPH_OPTIMIZATION_LEVELS = ('all', 'extended', 'basic')
-
-
 def onnx_session(path, providers, threads=0, profile_prefix=None):
     """An ONNX Runtime session of ``path`` with the node's settings: the graph optimization level
     that the model's metadata ``ort_graph_optimization`` names ('all' when it names none; a model
     whose operators run faster without the CPU layout transformation says 'extended'), ``threads``
     intra-op threads (0: ONNX Runtime's default) and, given ``profile_prefix``, its profiler on."""
     import onnxruntime as ort
-    levels = dict(zip(GRAPH_OPTIMIZATION_LEVELS, (ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-                                                  ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-                                                  ort.GraphOptimizationLevel.ORT_ENABLE_BASIC)))
+    levels = {'all': ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+              'extended': ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+              'basic': ort.GraphOptimizationLevel.ORT_ENABLE_BASIC}
 
     def create(level, profile):
         options = ort.SessionOptions()
@@ -74,7 +71,7 @@ def onnx_session(path, providers, threads=0, profile_prefix=None):
     level = session.get_modelmeta().custom_metadata_map.get('ort_graph_optimization', 'all')
     if level not in levels:
         raise ModelLoadError('model %s asks for ONNX Runtime graph optimization %r; expected one of %s'
-                             % (path, level, ', '.join(GRAPH_OPTIMIZATION_LEVELS)))
+                             % (path, level, ', '.join(levels)))
     return create(level, profile_prefix is not None) if level != 'all' or profile_prefix else session
 
 

@@ -89,8 +89,8 @@ BLUR, STEP, PATH, SHIFT, TOTAL = _kernels()
 def edge_steps(intensity):
     """(N, 1, H, W) intensity in [0, 1] -> (N, 2, H, W): |change| of the blurred intensity on the step
     into each pixel from its left and from above (0 in the first column / row)."""
-    blurred = F.conv2d(F.pad(intensity, (1, 1, 1, 1), mode='replicate'), BLUR.to(intensity.dtype))
-    return torch.abs(F.conv2d(F.pad(blurred, (1, 1, 1, 1), mode='replicate'), STEP.to(intensity.dtype)))
+    blurred = F.conv2d(F.pad(intensity, (1, 1, 1, 1), mode='replicate'), BLUR.to(intensity))
+    return torch.abs(F.conv2d(F.pad(blurred, (1, 1, 1, 1), mode='replicate'), STEP.to(intensity)))
 
 
 class GeodesicPropagation(nn.Module):
@@ -106,7 +106,6 @@ class GeodesicPropagation(nn.Module):
         of the costs exceed float16's precision)."""
         if depth.dtype != torch.float32:
             return self(depth.float(), mask.float(), fallback.float(), step_costs.float()).to(depth.dtype)
-        dtype = depth.dtype
         sums = torch.cat([torch.cumsum(step_costs[:, 0:1], dim=3), torch.cumsum(step_costs[:, 1:2], dim=2)], dim=1)
         held = torch.cat([depth * mask, mask], dim=1)
         keep = 1.0 - mask
@@ -115,11 +114,11 @@ class GeodesicPropagation(nn.Module):
         weights = {}
         for d in self.distances:
             if d not in weights:   # the path weights of a distance, and how they normalize its step
-                w = torch.exp(-torch.relu(F.conv2d(sums, PATH.to(dtype), padding=d, dilation=d)))
+                w = torch.exp(-torch.relu(F.conv2d(sums, PATH.to(sums), padding=d, dilation=d)))
                 weights[d] = torch.cat([w, w], dim=1), keep / (1.0 + w.sum(1, keepdim=True))
             w, scale = weights[d]
-            neighbours = F.conv2d(state, SHIFT.to(dtype), padding=d, dilation=d, groups=2)
-            state = held + scale * (state + F.conv2d(neighbours * w, TOTAL.to(dtype)))
+            neighbours = F.conv2d(state, SHIFT.to(state), padding=d, dilation=d, groups=2)
+            state = held + scale * (state + F.conv2d(neighbours * w, TOTAL.to(state)))
         return state[:, 0:1] / (state[:, 1:2] + TINY)
 
 

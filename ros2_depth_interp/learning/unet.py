@@ -207,7 +207,7 @@ SHIFTS = _shift_kernels()
 
 def neighbours(x):
     """(N, 1, H, W) -> (N, 9, H, W): the 3x3 neighbourhood of every pixel (zero outside), one Conv."""
-    return F.conv2d(x, SHIFTS.to(x.dtype), padding=1)
+    return F.conv2d(x, SHIFTS.to(x), padding=1)   # the input's dtype and device
 
 
 def intensity_prior(intensity, scale):
