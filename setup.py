@@ -7,7 +7,7 @@ PACKAGE = 'ros2_depth_interp'
 
 setup(
     name=PACKAGE,
-    version='0.1.0',
+    version='0.7.0',
     packages=find_packages(exclude=['test']),
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + PACKAGE]),

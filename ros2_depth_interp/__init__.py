@@ -1,6 +1,6 @@
 """ros2_depth_interp: dense depth from semi-dense monocular SLAM depth with a compact CNN."""
 
-__version__ = '0.1.0'
+__version__ = '0.7.0'
 __all__ = ['DepthInterpolator', '__version__']
 
 

@@ -49,9 +49,10 @@ def _recipe_argv(script=os.path.join(SCRIPTS, 'train_shipped_model.sh'), preset=
         text = f.read().replace('\\\n', ' ')
     (line,) = [line for line in text.splitlines() if 'ros2_depth_interp.learning.train ' in line]
     values = {'"$out"': 'runs/x', '"$device"': 'cpu', '"$minutes"': '110', '"$mb"': 'data', '"$batch"': '4',
-              '"$crop"': '256x320', '"$workers"': '1', '"$preset"': preset}
+              '"$crop"': '256x320', '"$workers"': '1', '"$preset"': preset,
+              '"$lr"': '5e-4', '"$lr_after"': '5e-5'}
     words = [values.get(w, w) for w in line.split('ros2_depth_interp.learning.train', 1)[1].split()]
-    return shlex.split(' '.join(w for w in words if not w.startswith('"${resume')))
+    return shlex.split(' '.join(w for w in words if not w.startswith('"${')))
 
 
 @needs_torch
