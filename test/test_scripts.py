@@ -158,3 +158,35 @@ def test_loss_ablation_fine_tunes_each_loss_from_one_checkpoint_and_scores_them(
     assert not torch.equal(weights['l1'][key], weights['l1_grad'][key])
     table = (out / 'choose.txt').read_text()
     assert all(variant in table for variant in ('l1/last.pt', 'l1_grad/last.pt', 'perceptual/last.pt'))
+
+
+@needs_torch
+def test_propagation_ceiling_costs_only_the_depth_edges_and_reports_every_method(tmp_path, capsys):
+    import numpy as np
+    root = tmp_path / 'middlebury'
+    for i, scene in enumerate(('Alpha', 'Beta')):
+        _write_scene(str(root / 'ThirdSize' / scene), seed=i)
+    ceiling = _script('propagation_ceiling', EXPERIMENTS)
+    # the cost map: a step across a disparity jump costs the edge cost, every other step (the slanted
+    # background: 1/6 px per pixel) the flat cost; the padding is flat
+    gt = np.array([[1.0, 1.0, 3.0, 3.2], [1.0, 1.0, 3.0, 3.2]])
+    steps = ceiling.depth_edge_steps(gt, gt > 0, (3, 5), 7.0).numpy()[0]
+    flat = ceiling.FLAT_COST
+    assert np.allclose(steps[0, 0], [flat, flat, 7.0, flat, flat]) and np.allclose(steps[1], flat)
+    out = tmp_path / 'ceiling.json'
+    assert ceiling.main(['--scenes', 'Alpha,Beta', '--data', str(root), '--weights', '', '--out', str(out),
+                         '--figure-scenes', 'Beta']) == 0
+    with open(out) as f:
+        table = json.load(f)['table']
+    assert set(table) == {'colorization', 'image edges (untrained)', 'depth edges, hard (ground truth)',
+                          'depth edges, soft (ground truth)'}
+    for per in table.values():
+        assert set(per) == {'uniform@0.10', 'gradient@0.10'}
+        assert all(set(v) == {'Alpha', 'Beta'} and all(10.0 < x < 100.0 for x in v.values()) for v in per.values())
+    # on a disk before a slanted wall, with noise texture everywhere, knowing the depth edges beats the
+    # image's edges on uniform masks
+    hard, image = table['depth edges, hard (ground truth)']['uniform@0.10'], table['image edges (untrained)']['uniform@0.10']
+    assert np.mean(list(hard.values())) > np.mean(list(image.values()))
+    assert '| colorization |' in (tmp_path / 'ceiling.md').read_text()
+    for name in ('ceiling.png', 'ceiling_Beta_gradient_0.10.png'):
+        assert os.path.getsize(tmp_path / name) > 10000
