@@ -9,10 +9,15 @@ run with three sources of step costs, beside colorization, on the same masks as 
 (seed 0, 10 % uniform and gradient, whole frames at third size):
 
 - image edges: the untrained model (30 x |change of the blurred intensity| per step);
-- depth edges: a cost of 50 (hard: nothing passes) or 5 (soft: exp(-5) passes) on every step
-  across a ground-truth disparity jump of more than 0.5 px, exp(-6) elsewhere: costs that know
-  every depth edge and nothing else;
-- trained: the candidate's weights (`--weights`), costs from its U-Net.
+- depth edges: a cost of 50 (nothing passes) on every step across a ground-truth disparity jump of
+  more than 0.5 px, exp(-6) elsewhere: costs that know every depth edge and nothing else;
+- trained: the candidate's weights (`--weights`), costs from its U-Net;
+
+and, with the image's and with the ground truth's edges, a first-order fill
+(``PlanePropagation``): the same steps carry the weighted moments of the samples (weight, x, y,
+depth and their products) instead of (depth x certainty, certainty), and each pixel takes the
+weighted least-squares plane through the samples that reach it (slopes held towards 0 by a ridge
+of 16 px), where the zeroth-order fill takes their weighted mean.
 
 The default scenes are training scenes: this is a diagnosis of the design, not a result.
 With --out: the numbers as JSON, a Markdown table beside it (.md) and a chart (.png) of every
@@ -35,12 +40,16 @@ from ros2_depth_interp.evaluation.baselines import colorization  # noqa: E402
 from ros2_depth_interp.evaluation.evaluate import load_middlebury_frames, semi_dense_input  # noqa: E402
 from ros2_depth_interp.evaluation.metrics import compute_metrics  # noqa: E402
 from ros2_depth_interp.learning.export import load_torch_weights  # noqa: E402
-from ros2_depth_interp.learning.geodesic import COST_BIAS, DepthGeodesic, GeodesicConfig  # noqa: E402
+from torch.nn import functional as F  # noqa: E402
+
+from ros2_depth_interp.learning.geodesic import (  # noqa: E402
+    COST_BIAS, FALLBACK_CERTAINTY, PATH, SHIFT, TINY, DepthGeodesic, GeodesicConfig, GeodesicPropagation)
 
 DEV_SCENES = 'Baby1,Bowling1,Cloth2,Flowerpots,Monopoly,Rocks1,Wood2,Books'
 PROTOCOLS = ('uniform@0.10', 'gradient@0.10')
 JUMP = 0.5           # disparity px (third size): a larger change between neighbours is a depth edge
-EDGE_COSTS = {'hard': 50.0, 'soft': 5.0}   # step cost across such an edge
+EDGE_COST = 50.0     # step cost across such an edge: exp(-50), nothing passes
+RIDGE_PX = 16.0      # first-order fill: the plane's slopes are shrunk as by samples spread this far
 FLAT_COST = float(np.exp(COST_BIAS))
 REFERENCE = 'colorization'
 
@@ -59,27 +68,91 @@ def depth_edge_steps(gt, valid, shape, edge_cost):
     return torch.from_numpy(steps)
 
 
+class PlanePropagation(GeodesicPropagation):
+    """The geodesic steps with a first-order fill: the weighted moments of the samples that reach each
+    pixel, then per pixel the weighted least-squares plane through them, evaluated at the pixel.
+    Measured pixels keep their value (the caller puts them back); a pixel that no sample reaches
+    takes the pull-push fill, as in the zeroth-order propagation."""
+
+    MOMENTS = 9   # weight, x, y, depth, xx, xy, yy, x depth, y depth (coordinates / the longer side)
+
+    def __init__(self, distances, ridge_px=RIDGE_PX):
+        super().__init__(distances)
+        self.ridge_px = ridge_px
+
+    @staticmethod
+    def _moments(weight, depth, x, y):
+        return torch.cat([weight, weight * x, weight * y, weight * depth, weight * x * x, weight * x * y,
+                          weight * y * y, weight * x * depth, weight * y * depth], dim=1)
+
+    def forward(self, depth, mask, fallback, step_costs):
+        n, _, h, w = depth.shape
+        side = float(max(h, w))
+        y, x = torch.meshgrid(torch.arange(h, dtype=depth.dtype) / side, torch.arange(w, dtype=depth.dtype) / side,
+                              indexing='ij')
+        x, y = x.expand(n, 1, h, w), y.expand(n, 1, h, w)
+        sums = torch.cat([torch.cumsum(step_costs[:, 0:1], dim=3), torch.cumsum(step_costs[:, 1:2], dim=2)], dim=1)
+        keep = 1.0 - mask
+        held = self._moments(mask, depth, x, y)
+        state = held + self._moments(FALLBACK_CERTAINTY * keep, fallback, x, y)
+        shift = SHIFT[:4].repeat(self.MOMENTS, 1, 1, 1).to(depth)   # the four neighbours of each moment
+        for d in self.distances:
+            w4 = torch.exp(-torch.relu(F.conv2d(sums, PATH.to(sums), padding=d, dilation=d)))
+            scale = keep / (1.0 + w4.sum(1, keepdim=True))
+            neighbours = F.conv2d(state, shift, padding=d, dilation=d, groups=self.MOMENTS)
+            state = held + scale * (state + (neighbours.view(n, self.MOMENTS, 4, h, w) * w4.unsqueeze(1)).sum(2))
+        s, sx, sy, sd, sxx, sxy, syy, sxd, syd = (state[:, i:i + 1] for i in range(self.MOMENTS))
+        s = s + TINY
+        mx, my, md = sx / s, sy / s, sd / s
+        ridge = (self.ridge_px / side) ** 2
+        cxx, cyy, cxy = sxx / s - mx * mx + ridge, syy / s - my * my + ridge, sxy / s - mx * my
+        cxd, cyd = sxd / s - mx * md, syd / s - my * md
+        det = cxx * cyy - cxy * cxy
+        gx, gy = (cyy * cxd - cxy * cyd) / det, (cxx * cyd - cxy * cxd) / det
+        return md + gx * (x - mx) + gy * (y - my)
+
+
+class _WithSteps(torch.nn.Module):
+    """A propagation that ignores the step costs it is given and uses ``steps``."""
+
+    def __init__(self, propagate, steps):
+        super().__init__()
+        self.inner, self.steps = propagate, steps
+
+    def forward(self, depth, mask, fallback, _):
+        return self.inner(depth, mask, fallback, self.steps)
+
+
 class Filler:
     """One geodesic model as a fill ``(sparse, mask, frame) -> dense``, with the inference path's
-    normalization; ``edge_cost`` (a number) replaces the model's step costs by the ground truth's."""
+    normalization; ``edge_cost`` (a number) replaces the model's step costs by the ground truth's,
+    ``first_order`` its propagation by ``PlanePropagation``."""
 
-    def __init__(self, model, edge_cost=None):
+    def __init__(self, model, edge_cost=None, first_order=False):
         self.model = model.eval()
         self.edge_cost = edge_cost
+        self.propagate = PlanePropagation(model.config.distances) if first_order else model.propagate
 
     def __call__(self, sparse, mask, frame):
         prepared = prepare(sparse, mask, frame['intensity'], self.model.stride)
         x = torch.from_numpy(prepared.tensor)
         with torch.inference_mode():
             if self.edge_cost is not None:
-                depth, known = x[:, 0:1], x[:, 1:2]
-                fills, _ = self.model.pyramid(depth, known)
                 steps = depth_edge_steps(frame['gt'], frame['valid'], x.shape[2:], self.edge_cost)
-                estimate = self.model.propagate(depth, known, fills[0], steps)
-                dense, confidence = depth * known + (1.0 - known) * estimate, known
             else:
-                dense, confidence = self.model(x)
+                steps = None
+            dense, confidence = self._fill(x, steps)
         return finish(prepared, dense.numpy(), confidence.numpy())[0]
+
+    def _fill(self, x, steps):
+        """The model's forward with ``self.propagate``, and with ``steps`` as its step costs if given."""
+        model = self.model
+        original = model.propagate
+        model.propagate = self.propagate if steps is None else _WithSteps(self.propagate, steps)
+        try:
+            return model(x)
+        finally:
+            model.propagate = original
 
 
 def methods_for(weights):
@@ -88,9 +161,10 @@ def methods_for(weights):
     methods = {
         REFERENCE: lambda sparse, mask, frame: colorization(sparse, mask, frame['intensity']),
         'image edges (untrained)': Filler(untrained),
+        'image edges (untrained), first order': Filler(untrained, first_order=True),
+        'depth edges (ground truth)': Filler(untrained, edge_cost=EDGE_COST),
+        'depth edges (ground truth), first order': Filler(untrained, edge_cost=EDGE_COST, first_order=True),
     }
-    for kind, cost in EDGE_COSTS.items():
-        methods['depth edges, %s (ground truth)' % kind] = Filler(untrained, edge_cost=cost)
     if weights:
         methods['trained (%s)' % os.path.basename(weights)] = Filler(load_torch_weights(weights)[0])
     return methods

@@ -178,15 +178,38 @@ def test_propagation_ceiling_costs_only_the_depth_edges_and_reports_every_method
                          '--figure-scenes', 'Beta']) == 0
     with open(out) as f:
         table = json.load(f)['table']
-    assert set(table) == {'colorization', 'image edges (untrained)', 'depth edges, hard (ground truth)',
-                          'depth edges, soft (ground truth)'}
+    assert set(table) == {'colorization', 'image edges (untrained)', 'image edges (untrained), first order',
+                          'depth edges (ground truth)', 'depth edges (ground truth), first order'}
     for per in table.values():
         assert set(per) == {'uniform@0.10', 'gradient@0.10'}
         assert all(set(v) == {'Alpha', 'Beta'} and all(10.0 < x < 100.0 for x in v.values()) for v in per.values())
     # on a disk before a slanted wall, with noise texture everywhere, knowing the depth edges beats the
     # image's edges on uniform masks
-    hard, image = table['depth edges, hard (ground truth)']['uniform@0.10'], table['image edges (untrained)']['uniform@0.10']
+    hard, image = table['depth edges (ground truth)']['uniform@0.10'], table['image edges (untrained)']['uniform@0.10']
     assert np.mean(list(hard.values())) > np.mean(list(image.values()))
     assert '| colorization |' in (tmp_path / 'ceiling.md').read_text()
     for name in ('ceiling.png', 'ceiling_Beta_gradient_0.10.png'):
         assert os.path.getsize(tmp_path / name) > 10000
+
+
+@needs_torch
+def test_the_first_order_fill_of_the_propagation_ceiling_keeps_a_slanted_plane():
+    # twelve samples of a plane, no edges: the plane fit returns the plane everywhere, the weighted
+    # mean of the zeroth-order propagation does not
+    import numpy as np
+    import torch
+    from ros2_depth_interp.learning.geodesic import GeodesicPropagation
+    ceiling = _script('propagation_ceiling', EXPERIMENTS)
+    h, w = 40, 48
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    plane = torch.from_numpy(2.0 + 0.05 * xx - 0.03 * yy)[None, None]
+    mask = torch.zeros(1, 1, h, w)
+    for y, x in ((3, 4), (5, 40), (20, 22), (35, 6), (36, 44), (12, 30), (28, 12), (30, 33), (8, 15), (25, 45),
+                 (15, 2), (38, 25)):
+        mask[0, 0, y, x] = 1.0
+    steps = torch.full((1, 2, h, w), 0.0025)
+    distances = (32, 16, 8, 4, 2, 1, 2, 1)
+    first = ceiling.PlanePropagation(distances, ridge_px=0.1)(plane * mask, mask, plane.mean().expand(1, 1, h, w), steps)
+    zeroth = GeodesicPropagation(distances)(plane * mask, mask, plane.mean().expand(1, 1, h, w), steps)
+    assert float((first - plane).abs().max()) < 1e-2
+    assert float((zeroth - plane).abs().max()) > 0.3
