@@ -20,11 +20,17 @@ def _script(name, folder=SCRIPTS):
     return module
 
 
+def _middlebury(tmp_path, scenes=('Alpha', 'Beta')):
+    """A Middlebury root under ``tmp_path`` with small generated third-size ``scenes``."""
+    root = tmp_path / 'middlebury'
+    for i, scene in enumerate(scenes):
+        _write_scene(str(root / 'ThirdSize' / scene), seed=i)
+    return root
+
+
 @needs_torch
 def test_network_gain_bands_add_up_to_the_change_of_the_error(tiny_model_path, tmp_path):
-    root = tmp_path / 'middlebury'
-    for i, scene in enumerate(('SceneA', 'SceneB')):
-        _write_scene(str(root / 'ThirdSize' / scene), seed=i)
+    root = _middlebury(tmp_path, ('SceneA', 'SceneB'))
     out = str(tmp_path / 'gain.json')
     rc = _script('network_gain_by_distance', EXPERIMENTS).main(['--model', tiny_model_path, '--scenes', 'SceneA,SceneB',
                                                    '--data', str(root), '--out', out])
@@ -95,9 +101,7 @@ def test_the_candidate_recipe_trains_its_preset_on_held_out_safe_data_and_contin
 
 @needs_torch
 def test_prefill_table_writes_numbers_a_chart_and_pictures(tmp_path, capsys):
-    root = tmp_path / 'middlebury'
-    for i, scene in enumerate(('Alpha', 'Beta')):
-        _write_scene(str(root / 'ThirdSize' / scene), seed=i)
+    root = _middlebury(tmp_path)
     table = _script('prefill_table', EXPERIMENTS)
     only = 'CG 15/40|model 0.6.0, shipped'
     out = str(tmp_path / 'prefill.json')
@@ -134,9 +138,7 @@ def test_loss_ablation_fine_tunes_each_loss_from_one_checkpoint_and_scores_them(
     import torch
     from ros2_depth_interp.learning import train
     from ros2_depth_interp.learning.datasets import HELD_OUT_SCENES
-    root = tmp_path / 'middlebury'
-    for i, scene in enumerate(HELD_OUT_SCENES):
-        _write_scene(str(root / 'ThirdSize' / scene), seed=i)
+    root = _middlebury(tmp_path, HELD_OUT_SCENES)
     small = ['--preset', 'unet_tiny', '--sources', 'synthetic', '--crop', '64x64', '--batch', '2',
              '--workers', '0', '--val-samples', '1', '--threads', '1']
     assert train.main(small + ['--out', str(tmp_path / 'start'), '--steps', '1']) == 0
@@ -163,9 +165,7 @@ def test_loss_ablation_fine_tunes_each_loss_from_one_checkpoint_and_scores_them(
 @needs_torch
 def test_propagation_ceiling_costs_only_the_depth_edges_and_reports_every_method(tmp_path, capsys):
     import numpy as np
-    root = tmp_path / 'middlebury'
-    for i, scene in enumerate(('Alpha', 'Beta')):
-        _write_scene(str(root / 'ThirdSize' / scene), seed=i)
+    root = _middlebury(tmp_path)
     ceiling = _script('propagation_ceiling', EXPERIMENTS)
     # the cost map: a step across a disparity jump costs the edge cost, every other step (the slanted
     # background: 1/6 px per pixel) the flat cost; the padding is flat
