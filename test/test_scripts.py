@@ -85,7 +85,7 @@ def test_the_training_recipe_trains_the_shipped_architecture_on_held_out_safe_da
 
 
 @needs_torch
-@pytest.mark.parametrize('preset', ['spn_coarse', 'geodesic'])
+@pytest.mark.parametrize('preset', ['spn_coarse', 'geodesic', 'geodesic_light'])
 def test_the_candidate_recipe_trains_its_preset_on_held_out_safe_data_and_continues(preset):
     from ros2_depth_interp.learning.datasets import HELD_OUT_SCENES
     from ros2_depth_interp.learning.model import PRESETS
