@@ -109,7 +109,7 @@ PRESETS = {
     'spn': SPNConfig(),
     'spn_coarse': CoarseSPNConfig(),
     'geodesic': GeodesicConfig(),
-    # the same propagation under a U-Net of a fifth of the parameters (0.13 M)
+    # the same propagation under a narrower U-Net (0.19 M parameters against 0.69 M)
     'geodesic_light': GeodesicConfig(widths=(8, 16, 24, 32, 48)),
 }
 
