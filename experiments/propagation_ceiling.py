@@ -31,6 +31,7 @@ import sys
 
 import numpy as np
 import torch
+from torch.nn import functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -40,10 +41,8 @@ from ros2_depth_interp.evaluation.baselines import colorization  # noqa: E402
 from ros2_depth_interp.evaluation.evaluate import load_middlebury_frames, semi_dense_input  # noqa: E402
 from ros2_depth_interp.evaluation.metrics import compute_metrics  # noqa: E402
 from ros2_depth_interp.learning.export import load_torch_weights  # noqa: E402
-from torch.nn import functional as F  # noqa: E402
-
 from ros2_depth_interp.learning.geodesic import (  # noqa: E402
-    COST_BIAS, FALLBACK_CERTAINTY, PATH, SHIFT, TINY, DepthGeodesic, GeodesicConfig, GeodesicPropagation)
+    COST_BIAS, FALLBACK_CERTAINTY, SHIFT, TINY, DepthGeodesic, GeodesicConfig, GeodesicPropagation)
 
 DEV_SCENES = 'Baby1,Bowling1,Cloth2,Flowerpots,Monopoly,Rocks1,Wood2,Books'
 PROTOCOLS = ('uniform@0.10', 'gradient@0.10')
@@ -91,14 +90,13 @@ class PlanePropagation(GeodesicPropagation):
         y, x = torch.meshgrid(torch.arange(h, dtype=depth.dtype) / side, torch.arange(w, dtype=depth.dtype) / side,
                               indexing='ij')
         x, y = x.expand(n, 1, h, w), y.expand(n, 1, h, w)
-        sums = torch.cat([torch.cumsum(step_costs[:, 0:1], dim=3), torch.cumsum(step_costs[:, 1:2], dim=2)], dim=1)
         keep = 1.0 - mask
         held = self._moments(mask, depth, x, y)
         state = held + self._moments(FALLBACK_CERTAINTY * keep, fallback, x, y)
         shift = SHIFT[:4].repeat(self.MOMENTS, 1, 1, 1).to(depth)   # the four neighbours of each moment
+        weights = self.path_weights(step_costs, keep)
         for d in self.distances:
-            w4 = torch.exp(-torch.relu(F.conv2d(sums, PATH.to(sums), padding=d, dilation=d)))
-            scale = keep / (1.0 + w4.sum(1, keepdim=True))
+            w4, scale = weights[d]
             neighbours = F.conv2d(state, shift, padding=d, dilation=d, groups=self.MOMENTS)
             state = held + scale * (state + (neighbours.view(n, self.MOMENTS, 4, h, w) * w4.unsqueeze(1)).sum(2))
         s, sx, sy, sd, sxx, sxy, syy, sxd, syd = (state[:, i:i + 1] for i in range(self.MOMENTS))
@@ -112,58 +110,45 @@ class PlanePropagation(GeodesicPropagation):
         return md + gx * (x - mx) + gy * (y - my)
 
 
-class _WithSteps(torch.nn.Module):
-    """A propagation that ignores the step costs it is given and uses ``steps``."""
-
-    def __init__(self, propagate, steps):
-        super().__init__()
-        self.inner, self.steps = propagate, steps
-
-    def forward(self, depth, mask, fallback, _):
-        return self.inner(depth, mask, fallback, self.steps)
-
-
 class Filler:
     """One geodesic model as a fill ``(sparse, mask, frame) -> dense``, with the inference path's
-    normalization; ``edge_cost`` (a number) replaces the model's step costs by the ground truth's,
-    ``first_order`` its propagation by ``PlanePropagation``."""
+    normalization; ``edge_cost`` (a number) replaces the model's step costs by the ground truth's."""
 
-    def __init__(self, model, edge_cost=None, first_order=False):
+    def __init__(self, model, edge_cost=None):
         self.model = model.eval()
         self.edge_cost = edge_cost
-        self.propagate = PlanePropagation(model.config.distances) if first_order else model.propagate
 
     def __call__(self, sparse, mask, frame):
         prepared = prepare(sparse, mask, frame['intensity'], self.model.stride)
         x = torch.from_numpy(prepared.tensor)
         with torch.inference_mode():
-            if self.edge_cost is not None:
+            if self.edge_cost is None:
+                dense, confidence = self.model(x)
+            else:   # the untrained model's head adds nothing: its propagation alone, with these costs
+                depth, known = x[:, 0:1], x[:, 1:2]
+                fills, _ = self.model.pyramid(depth, known)
                 steps = depth_edge_steps(frame['gt'], frame['valid'], x.shape[2:], self.edge_cost)
-            else:
-                steps = None
-            dense, confidence = self._fill(x, steps)
+                estimate = self.model.propagate(depth, known, fills[0], steps)
+                dense, confidence = depth * known + (1.0 - known) * estimate, known
         return finish(prepared, dense.numpy(), confidence.numpy())[0]
 
-    def _fill(self, x, steps):
-        """The model's forward with ``self.propagate``, and with ``steps`` as its step costs if given."""
-        model = self.model
-        original = model.propagate
-        model.propagate = self.propagate if steps is None else _WithSteps(self.propagate, steps)
-        try:
-            return model(x)
-        finally:
-            model.propagate = original
+
+def first_order(model):
+    """``model`` with its propagation replaced by ``PlanePropagation`` over the same distances."""
+    model.propagate = PlanePropagation(model.config.distances)
+    return model
 
 
 def methods_for(weights):
     torch.manual_seed(0)
-    untrained = DepthGeodesic(GeodesicConfig())
+    untrained = DepthGeodesic(GeodesicConfig())   # zero-initialized head: the image's edges, no correction
+    planes = first_order(DepthGeodesic(GeodesicConfig()))
     methods = {
         REFERENCE: lambda sparse, mask, frame: colorization(sparse, mask, frame['intensity']),
         'image edges (untrained)': Filler(untrained),
-        'image edges (untrained), first order': Filler(untrained, first_order=True),
+        'image edges (untrained), first order': Filler(planes),
         'depth edges (ground truth)': Filler(untrained, edge_cost=EDGE_COST),
-        'depth edges (ground truth), first order': Filler(untrained, edge_cost=EDGE_COST, first_order=True),
+        'depth edges (ground truth), first order': Filler(planes, edge_cost=EDGE_COST),
     }
     if weights:
         methods['trained (%s)' % os.path.basename(weights)] = Filler(load_torch_weights(weights)[0])

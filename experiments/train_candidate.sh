@@ -5,7 +5,8 @@
 # L1 + 0.5 gradient + 0.1 confidence, Adam LR (5e-4) then LR / 10 for the last fifth of the time,
 # batch 8 of 256x320 crops (CPU defaults), Middlebury (all but the held-out and kept-back families)
 # and 30 % synthetic scenes, validated on the held-out families. Resumable: run it again with the
-# same OUT_DIR and a larger MINUTES and it continues from OUT_DIR/last.pt until MINUTES have passed in all sittings together.
+# same OUT_DIR and a larger MINUTES and it continues from OUT_DIR/last.pt until MINUTES have passed
+# in all sittings together.
 # Usage: experiments/train_candidate.sh PRESET [OUT_DIR]   (OUT_DIR default: runs/PRESET)
 #   env: MINUTES (default 80), DEVICE=cpu|cuda (default cpu), MIDDLEBURY=<root>, BATCH, WORKERS,
 #        CROP=HxW (default 256x320), LR (default 5e-4), INIT=<checkpoint to fine-tune from>

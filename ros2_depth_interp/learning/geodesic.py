@@ -106,20 +106,28 @@ class GeodesicPropagation(nn.Module):
         of the costs exceed float16's precision)."""
         if depth.dtype != torch.float32:
             return self(depth.float(), mask.float(), fallback.float(), step_costs.float()).to(depth.dtype)
-        sums = torch.cat([torch.cumsum(step_costs[:, 0:1], dim=3), torch.cumsum(step_costs[:, 1:2], dim=2)], dim=1)
         held = torch.cat([depth * mask, mask], dim=1)
         keep = 1.0 - mask
         unreached = FALLBACK_CERTAINTY * keep
         state = held + torch.cat([unreached * fallback, unreached], dim=1)   # (depth x certainty, certainty)
-        weights = {}
+        weights = {d: (torch.cat([w, w], dim=1), scale)   # the same weights for both channels
+                   for d, (w, scale) in self.path_weights(step_costs, keep).items()}
         for d in self.distances:
-            if d not in weights:   # the path weights of a distance, and how they normalize its step
-                w = torch.exp(-torch.relu(F.conv2d(sums, PATH.to(sums), padding=d, dilation=d)))
-                weights[d] = torch.cat([w, w], dim=1), keep / (1.0 + w.sum(1, keepdim=True))
             w, scale = weights[d]
             neighbours = F.conv2d(state, SHIFT.to(state), padding=d, dilation=d, groups=2)
             state = held + scale * (state + F.conv2d(neighbours * w, TOTAL.to(state)))
         return state[:, 0:1] / (state[:, 1:2] + TINY)
+
+    def path_weights(self, step_costs, keep):
+        """Per distance d (each once): exp(-cost of the straight path to the four neighbours d away)
+        (N, 4, H, W; right, left, down, up) and how it normalizes a step of the pixels to fill
+        (``keep`` / (1 + their sum))."""
+        sums = torch.cat([torch.cumsum(step_costs[:, 0:1], dim=3), torch.cumsum(step_costs[:, 1:2], dim=2)], dim=1)
+        weights = {}
+        for d in dict.fromkeys(self.distances):
+            w = torch.exp(-torch.relu(F.conv2d(sums, PATH.to(sums), padding=d, dilation=d)))
+            weights[d] = w, keep / (1.0 + w.sum(1, keepdim=True))
+        return weights
 
 
 class DepthGeodesic(DepthUNet):
