@@ -71,18 +71,21 @@ class PlanePropagation(GeodesicPropagation):
     """The geodesic steps with a first-order fill: the weighted moments of the samples that reach each
     pixel, then per pixel the weighted least-squares plane through them, evaluated at the pixel.
     Measured pixels keep their value (the caller puts them back); a pixel that no sample reaches
-    takes the pull-push fill, as in the zeroth-order propagation."""
+    takes the pull-push fill, as in the zeroth-order propagation. With ``clamp`` the plane departs
+    from the weighted mean by at most ``clamp`` standard deviations of the depths that reach the
+    pixel (one moment more: depth^2), as the first-order fill of model 0.6.0's pre-fill does."""
 
     MOMENTS = 9   # weight, x, y, depth, xx, xy, yy, x depth, y depth (coordinates / the longer side)
 
-    def __init__(self, distances, ridge_px=RIDGE_PX):
+    def __init__(self, distances, ridge_px=RIDGE_PX, clamp=0.0):
         super().__init__(distances)
-        self.ridge_px = ridge_px
+        self.ridge_px, self.clamp = ridge_px, clamp
+        self.moments = self.MOMENTS + (1 if clamp else 0)   # clamp: also depth^2, for the depths' spread
 
-    @staticmethod
-    def _moments(weight, depth, x, y):
-        return torch.cat([weight, weight * x, weight * y, weight * depth, weight * x * x, weight * x * y,
-                          weight * y * y, weight * x * depth, weight * y * depth], dim=1)
+    def _moments(self, weight, depth, x, y):
+        moments = [weight, weight * x, weight * y, weight * depth, weight * x * x, weight * x * y,
+                   weight * y * y, weight * x * depth, weight * y * depth]
+        return torch.cat(moments + [weight * depth * depth] if self.clamp else moments, dim=1)
 
     def forward(self, depth, mask, fallback, step_costs):
         n, _, h, w = depth.shape
@@ -93,12 +96,12 @@ class PlanePropagation(GeodesicPropagation):
         keep = 1.0 - mask
         held = self._moments(mask, depth, x, y)
         state = held + self._moments(FALLBACK_CERTAINTY * keep, fallback, x, y)
-        shift = SHIFT[:4].repeat(self.MOMENTS, 1, 1, 1).to(depth)   # the four neighbours of each moment
+        shift = SHIFT[:4].repeat(self.moments, 1, 1, 1).to(depth)   # the four neighbours of each moment
         weights = self.path_weights(step_costs, keep)
         for d in self.distances:
             w4, scale = weights[d]
-            neighbours = F.conv2d(state, shift, padding=d, dilation=d, groups=self.MOMENTS)
-            state = held + scale * (state + (neighbours.view(n, self.MOMENTS, 4, h, w) * w4.unsqueeze(1)).sum(2))
+            neighbours = F.conv2d(state, shift, padding=d, dilation=d, groups=self.moments)
+            state = held + scale * (state + (neighbours.view(n, self.moments, 4, h, w) * w4.unsqueeze(1)).sum(2))
         s, sx, sy, sd, sxx, sxy, syy, sxd, syd = (state[:, i:i + 1] for i in range(self.MOMENTS))
         s = s + TINY
         mx, my, md = sx / s, sy / s, sd / s
@@ -107,7 +110,11 @@ class PlanePropagation(GeodesicPropagation):
         cxd, cyd = sxd / s - mx * md, syd / s - my * md
         det = cxx * cyy - cxy * cxy
         gx, gy = (cyy * cxd - cxy * cyd) / det, (cxx * cyd - cxy * cxd) / det
-        return md + gx * (x - mx) + gy * (y - my)
+        departure = gx * (x - mx) + gy * (y - my)
+        if self.clamp:   # at most ``clamp`` standard deviations of the depths that reach the pixel
+            limit = self.clamp * torch.sqrt(torch.relu(state[:, self.MOMENTS:] / s - md * md))
+            departure = torch.minimum(torch.maximum(departure, -limit), limit)
+        return md + departure
 
 
 class Filler:
@@ -187,8 +194,8 @@ def markdown(table, names):
     return '\n'.join(lines)
 
 
-def save_chart(path, table, names):
-    """Bars per scene and protocol: each method's PSNR minus colorization's."""
+def save_chart(path, table, names, title='geodesic propagation: its edges or its fill?'):
+    """Bars per scene and protocol: each method's PSNR minus colorization's (``table[REFERENCE]``)."""
     from ros2_depth_interp.evaluation.figures import save_grouped_bars
     protocols = list(table[REFERENCE])
     groups = ['%s %s' % (n, p.split('@')[0]) for p in protocols for n in names]
@@ -201,7 +208,7 @@ def save_chart(path, table, names):
                 '%s %+.2f dB' % (p.split('@')[0], gain[i * len(names):(i + 1) * len(names)].mean())
                 for i, p in enumerate(protocols)))] = gain
     return save_grouped_bars(path, groups, series, 'PSNR minus colorization (dB)',
-                             title='geodesic propagation: its edges or its fill?', label_rotation=60,
+                             title=title, label_rotation=60,
                              label_size=8, legend_size=7, width=min(18.0, 2.0 + 0.45 * len(groups)))
 
 

@@ -213,3 +213,48 @@ def test_the_first_order_fill_of_the_propagation_ceiling_keeps_a_slanted_plane()
     zeroth = GeodesicPropagation(distances)(plane * mask, mask, plane.mean().expand(1, 1, h, w), steps)
     assert float((first - plane).abs().max()) < 1e-2
     assert float((zeroth - plane).abs().max()) > 0.3
+
+
+@needs_torch
+def test_the_clamped_first_order_fill_does_not_extrapolate_a_slope_beyond_the_samples():
+    # samples of a steep plane in the left quarter only: unclamped, the fitted plane runs on across the
+    # frame, far beyond the sampled depths; clamped to one standard deviation of the depths that reach
+    # a pixel, it stays within half their range of them (a weighted mean lies among the samples, and
+    # their standard deviation is at most half their range)
+    import numpy as np
+    import torch
+    ceiling = _script('propagation_ceiling', EXPERIMENTS)
+    h, w = 32, 64
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    plane = torch.from_numpy(1.0 + 0.1 * xx)[None, None]
+    mask = torch.zeros(1, 1, h, w)
+    mask[0, 0, 2:30:3, 1:16:3] = 1.0
+    steps = torch.full((1, 2, h, w), 0.0025)
+    distances = (64, 32, 16, 8, 4, 2, 1)
+    fallback = plane.mean().expand(1, 1, h, w)
+    free = ceiling.PlanePropagation(distances, ridge_px=0.1)(plane * mask, mask, fallback, steps)
+    clamped = ceiling.PlanePropagation(distances, ridge_px=0.1, clamp=1.0)(plane * mask, mask, fallback, steps)
+    low, high = float(plane[mask > 0].min()), float(plane[mask > 0].max())
+    assert float(free[..., -1].min()) > high + 2.0
+    assert float(clamped.max()) <= high + (high - low) / 2 + 1e-3
+    assert float(clamped.min()) >= low - (high - low) / 2 - 1e-3
+
+
+@needs_torch
+def test_fill_cost_scores_and_times_the_parameter_free_fills(tmp_path):
+    root = _middlebury(tmp_path)
+    fill_cost = _script('fill_cost', EXPERIMENTS)
+    out = tmp_path / 'fills.json'
+    assert fill_cost.main(['--scenes', 'Alpha,Beta', '--data', str(root), '--only', 'zeroth|transform alone|converged',
+                           '--time', '--rounds', '1', '--out', str(out)]) == 0
+    with open(out) as f:
+        report = json.load(f)
+    assert set(report['table']) == {'colorization', 'geodesic, zeroth order (gain 30)', 'pre-fill 0.6.0: transform alone',
+                                    fill_cost.CONVERGED}
+    for per in report['table'].values():
+        assert all(set(v) == {'Alpha', 'Beta'} and all(10.0 < x < 100.0 for x in v.values()) for v in per.values())
+    # timed: every fill but colorization and the converged solve, with its ONNX node count
+    assert set(report['timing']) == {'geodesic, zeroth order (gain 30)', 'pre-fill 0.6.0: transform alone'}
+    assert all(t['p50_s'] > 0 and t['nodes'] > 50 for t in report['timing'].values())
+    assert '| colorization |' in (tmp_path / 'fills.md').read_text()
+    assert os.path.getsize(tmp_path / 'fills.png') > 10000
