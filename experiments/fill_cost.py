@@ -170,7 +170,8 @@ def main(argv=None):
                            timing={k: dict(p50_s=v[0], nodes=v[1]) for k, v in timing.items()}), f, indent=1)
         with open(base + '.md', 'w') as f:
             f.write(text)
-        chart = save_chart(base + '.png', table, names, title='parameter-free fills against colorization')
+        chart = save_chart(base + '.png', table, names, title='parameter-free fills against colorization',
+                           legend_below=True)
         print('wrote %s, %s.md, %s' % (args.out, base, chart))
     return 0
 

@@ -194,7 +194,7 @@ def markdown(table, names):
     return '\n'.join(lines)
 
 
-def save_chart(path, table, names, title='geodesic propagation: its edges or its fill?'):
+def save_chart(path, table, names, title='geodesic propagation: its edges or its fill?', legend_below=False):
     """Bars per scene and protocol: each method's PSNR minus colorization's (``table[REFERENCE]``)."""
     from ros2_depth_interp.evaluation.figures import save_grouped_bars
     protocols = list(table[REFERENCE])
@@ -208,7 +208,7 @@ def save_chart(path, table, names, title='geodesic propagation: its edges or its
                 '%s %+.2f dB' % (p.split('@')[0], gain[i * len(names):(i + 1) * len(names)].mean())
                 for i, p in enumerate(protocols)))] = gain
     return save_grouped_bars(path, groups, series, 'PSNR minus colorization (dB)',
-                             title=title, label_rotation=60,
+                             title=title, label_rotation=60, legend_below=legend_below,
                              label_size=8, legend_size=7, width=min(18.0, 2.0 + 0.45 * len(groups)))
 
 

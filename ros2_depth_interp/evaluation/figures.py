@@ -147,18 +147,24 @@ def figure1_array(*args, dpi=90, **kwargs):
     return np.asarray(canvas.buffer_rgba())[..., :3].copy()
 
 
+LEGEND_LINE = 0.17   # inches per legend entry of a legend below the axes
+
+
 def save_grouped_bars(path, groups, series, ylabel, title=None, legend_title=None, symlog=None,
-                      width=None, label_rotation=30, label_size=None, title_size=None, legend_size=8):
+                      width=None, label_rotation=30, label_size=None, title_size=None, legend_size=8,
+                      legend_below=False):
     """Grouped vertical bars written to ``path`` (PNG): one group per name in ``groups`` (scenes),
     one bar per entry of ``series`` (mapping label -> one value per group), a line at zero.
 
     ``symlog``: the linear range of a symmetric-log y axis (None: linear). ``width``: figure width
-    in inches (default grows with the number of groups). Returns the path."""
+    in inches (default grows with the number of groups). ``legend_below``: the legend under the
+    axes instead of inside them (for long labels). Returns the path."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     x = np.arange(len(groups))
-    fig = Figure(figsize=(width or 2.0 + 0.55 * len(groups), 4.6))
+    height = 4.6 + (LEGEND_LINE * len(series) + 0.1 if legend_below else 0.0)
+    fig = Figure(figsize=(width or 2.0 + 0.55 * len(groups), height))
     FigureCanvasAgg(fig)
     ax = fig.subplots()
     bar = 0.8 / max(len(series), 1)
@@ -172,8 +178,13 @@ def save_grouped_bars(path, groups, series, ylabel, title=None, legend_title=Non
     ax.set_ylabel(ylabel)
     if title:
         ax.set_title(title, fontsize=title_size)
-    ax.legend(title=legend_title, fontsize=legend_size, loc='best')
-    fig.tight_layout()
+    if legend_below:   # a strip of the figure's height below the axes, one line per series
+        handles, labels = ax.get_legend_handles_labels()
+        fig.legend(handles, labels, title=legend_title, fontsize=legend_size, loc='lower center')
+        fig.tight_layout(rect=(0.0, (LEGEND_LINE * len(series) + 0.1) / height, 1.0, 1.0))
+    else:
+        ax.legend(title=legend_title, fontsize=legend_size, loc='best')
+        fig.tight_layout()
     _make_folder_for(path)
     fig.savefig(path, dpi=100)
     return path
