@@ -22,8 +22,8 @@ colorization:
   convergence (300 + 300 iterations: what the energy itself gives, not timed).
 
 The default scenes are the held-out families. With --time, each fill is exported to ONNX (opset
-17) and timed on a 480x384 input (a padded third-size frame) with 2 ONNX Runtime threads: p50 of
---rounds runs, and its node count. With --out: the numbers as JSON, a Markdown table (.md) and a
+17; identical constants shared, as `depth_interp export` does) and timed on a 480x384 input (a
+padded third-size frame) with 2 ONNX Runtime threads: p50 of --rounds runs, and its node count. With --out: the numbers as JSON, a Markdown table (.md) and a
 chart (.png) of each fill's PSNR minus colorization's per scene.
 """
 import argparse
@@ -44,6 +44,7 @@ from ros2_depth_interp.core.resources import shared_data_dir  # noqa: E402
 from ros2_depth_interp.evaluation.baselines import colorization  # noqa: E402
 from ros2_depth_interp.evaluation.evaluate import evaluate, load_middlebury_frames  # noqa: E402
 from ros2_depth_interp.learning.datasets import HELD_OUT_SCENES  # noqa: E402
+from ros2_depth_interp.learning.export import compact_graph  # noqa: E402
 from ros2_depth_interp.learning.geodesic import COST_BIAS, GeodesicConfig, GeodesicPropagation, edge_steps  # noqa: E402
 from ros2_depth_interp.learning.prefill import PyramidPrefill  # noqa: E402
 from ros2_depth_interp.learning.torch_backend import prefill_only  # noqa: E402
@@ -102,6 +103,9 @@ def onnx_timing(module, rounds, folder):
     inputs = tuple(torch.from_numpy(a) for a in (depth, mask, intensity))
     torch.onnx.export(module.eval(), inputs, path, opset_version=17, dynamo=False,
                       input_names=['depth', 'mask', 'intensity'])
+    model = onnx.load(path)
+    compact_graph(model.graph)   # identical constants shared, as `depth_interp export` does
+    onnx.save(model, path)
     options = ort.SessionOptions()
     options.intra_op_num_threads = 2
     levels = {'all': ort.GraphOptimizationLevel.ORT_ENABLE_ALL, 'extended': ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED}
@@ -115,7 +119,7 @@ def onnx_timing(module, rounds, folder):
         start = time.perf_counter()
         session.run(None, feed)
         seconds.append(time.perf_counter() - start)
-    return float(np.median(seconds)), len(onnx.load(path).graph.node)
+    return float(np.median(seconds)), len(model.graph.node)
 
 
 def markdown(table, names, timing):
