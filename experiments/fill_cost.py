@@ -40,6 +40,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from propagation_ceiling import REFERENCE, PlanePropagation, save_chart  # noqa: E402
+from ros2_depth_interp.core.inference import onnx_session  # noqa: E402
 from ros2_depth_interp.core.resources import shared_data_dir  # noqa: E402
 from ros2_depth_interp.evaluation.baselines import colorization  # noqa: E402
 from ros2_depth_interp.evaluation.evaluate import evaluate, load_middlebury_frames  # noqa: E402
@@ -93,7 +94,6 @@ def fills():
 def onnx_timing(module, rounds, folder):
     """(p50 seconds, node count) of ``module`` exported to ONNX, on a TIMING_SHAPE input."""
     import onnx
-    import onnxruntime as ort
     h, w = TIMING_SHAPE
     rng = np.random.default_rng(0)
     mask = (rng.random((1, 1, h, w)) < 0.1).astype(np.float32)
@@ -105,12 +105,10 @@ def onnx_timing(module, rounds, folder):
                       input_names=['depth', 'mask', 'intensity'])
     model = onnx.load(path)
     compact_graph(model.graph)   # identical constants shared, as `depth_interp export` does
+    # the graph optimization the fill asks for, read back by the node's own session settings
+    onnx.helper.set_model_props(model, {'ort_graph_optimization': getattr(module, 'ort_graph_optimization', 'all')})
     onnx.save(model, path)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 2
-    levels = {'all': ort.GraphOptimizationLevel.ORT_ENABLE_ALL, 'extended': ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED}
-    options.graph_optimization_level = levels[getattr(module, 'ort_graph_optimization', 'all')]
-    session = ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+    session = onnx_session(path, ['CPUExecutionProvider'], threads=2)
     feed = dict(depth=depth, mask=mask, intensity=intensity)
     for _ in range(3):
         session.run(None, feed)

@@ -163,7 +163,8 @@ def save_grouped_bars(path, groups, series, ylabel, title=None, legend_title=Non
     from matplotlib.figure import Figure
 
     x = np.arange(len(groups))
-    height = 4.6 + (LEGEND_LINE * len(series) + 0.1 if legend_below else 0.0)
+    strip = LEGEND_LINE * len(series) + 0.1 if legend_below else 0.0   # inches below the axes
+    height = 4.6 + strip
     fig = Figure(figsize=(width or 2.0 + 0.55 * len(groups), height))
     FigureCanvasAgg(fig)
     ax = fig.subplots()
@@ -178,10 +179,10 @@ def save_grouped_bars(path, groups, series, ylabel, title=None, legend_title=Non
     ax.set_ylabel(ylabel)
     if title:
         ax.set_title(title, fontsize=title_size)
-    if legend_below:   # a strip of the figure's height below the axes, one line per series
+    if legend_below:   # in the strip, one line per series
         handles, labels = ax.get_legend_handles_labels()
         fig.legend(handles, labels, title=legend_title, fontsize=legend_size, loc='lower center')
-        fig.tight_layout(rect=(0.0, (LEGEND_LINE * len(series) + 0.1) / height, 1.0, 1.0))
+        fig.tight_layout(rect=(0.0, strip / height, 1.0, 1.0))
     else:
         ax.legend(title=legend_title, fontsize=legend_size, loc='best')
         fig.tight_layout()
