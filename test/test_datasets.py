@@ -296,3 +296,37 @@ def test_sampler_rejects_bad_config():
     with pytest.raises(ValueError):
         ds.TrainingSampler([_RampSource()], densities=(0.3, 0.1))
     assert set(MASK_MODES) == {'gradient', 'uniform', 'lsd'}
+
+
+class _FlatSource:
+    """A fronto-parallel wall at depth 2 with a hole, and a flat grey image."""
+
+    def draw(self, rng):
+        depth = np.full((60, 80), 2.0, np.float32)
+        depth[20:30, 30:40] = 0.0
+        return dict(depth=depth, intensity=np.full((60, 80), 128, np.uint8))
+
+
+def test_sampler_tilt_adds_a_plane_and_keeps_holes():
+    flat = ds.TrainingSampler([_FlatSource()], crop=(60, 80), mask_modes=('uniform',), seed=5)
+    tilted = ds.TrainingSampler([_FlatSource()], crop=(60, 80), mask_modes=('uniform',), seed=5, tilt=0.8)
+    slopes = []
+    for seed in range(8):
+        a, b = flat.sample(np.random.default_rng(seed)), tilted.sample(np.random.default_rng(seed))
+        np.testing.assert_array_equal(a['gt'] > 0, b['gt'] > 0)          # unknown stays unknown
+        np.testing.assert_array_equal(a['gt'][a['gt'] > 0], 2.0)          # without tilt: the wall as drawn
+        known = b['gt'] > 0
+        assert b['gt'][known].min() >= 0.2 * 2.0 - 1e-5                   # stays positive, at least a fifth
+        # a plane: second differences vanish on the known pixels of the rows and columns
+        rows = np.diff(b['gt'][:, :30], 2, axis=1)
+        np.testing.assert_allclose(rows, 0.0, atol=1e-4)
+        slope = np.hypot(*np.gradient(b['gt'][40:, :], axis=(0, 1))).mean()
+        assert slope <= 0.8 * 2.0 / 80 * 1.01                            # at most tilt x median per longer side
+        slopes.append(slope)
+        np.testing.assert_array_equal(b['sparse'][b['mask']], b['gt'][b['mask']])   # samples from the tilted depth
+    assert max(slopes) > 0.3 * 0.8 * 2.0 / 80                            # it does tilt
+
+
+def test_sampler_rejects_negative_tilt():
+    with pytest.raises(ValueError, match='tilt'):
+        ds.TrainingSampler([_FlatSource()], tilt=-1.0)

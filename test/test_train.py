@@ -119,3 +119,20 @@ def test_val_scenes_are_held_out_of_training(tmp_path):
     assert len(train.validation_set(args, 8)) == args.val_samples
     with pytest.raises(SystemExit):
         train.build_parser().parse_args(['--val-scenes', ' , '])
+
+
+def test_tilt_reaches_the_training_sampler_and_not_validation(tmp_path):
+    from test_evaluate import _write_scene
+    root = tmp_path / 'middlebury'
+    for i, scene in enumerate(('Alpha', 'Beta')):
+        _write_scene(str(root / 'ThirdSize' / scene), seed=i)
+    args = train.build_parser().parse_args(['--middlebury', str(root), '--sources', 'middlebury', '--tilt', '0.5',
+                                            '--val-scenes', 'Beta', '--crop', '32x32', '--val-samples', '2'])
+    assert train.make_sampler(args, train.EVAL_SCENES + args.val_scenes).tilt == 0.5
+    assert train.build_parser().parse_args([]).tilt == 0.0
+    # validation examples are the scenes as they are: the same with and without --tilt
+    plain = train.build_parser().parse_args(['--middlebury', str(root), '--sources', 'middlebury',
+                                             '--val-scenes', 'Beta', '--crop', '32x32', '--val-samples', '2'])
+    for a, b in zip(train.validation_set(args, 8), train.validation_set(plain, 8)):
+        for x, y in zip(a, b):
+            np.testing.assert_array_equal(np.asarray(x), np.asarray(y))

@@ -378,6 +378,12 @@ class TrainingSampler:
     mode from ``mask_modes`` and a density uniformly in ``densities`` and build the semi-dense input.
     The mask is computed on the *augmented* intensity, as a SLAM front end would see it.
 
+    ``tilt`` (0: off) adds a random plane to the depth of each example: a slope of up to ``tilt`` x
+    the median depth across the crop's longer side, in a random direction, raised where needed so that
+    the smallest depth stays at least a fifth of the median. Planes stay planes and depth edges stay
+    where they are, but the depths a network could learn by heart for a scene change with every
+    example, so what it can learn is how depth follows the image.
+
     Crop policy: a frame smaller than the crop in either dimension is first *resized up* (keeping its
     aspect ratio; nearest-neighbour for depth, so no depth is invented across edges or holes), then a
     random window (centre window without ``augment``) is cut out. Windows with under 30 % valid depth
@@ -388,7 +394,7 @@ class TrainingSampler:
     """
 
     def __init__(self, sources, crop=(240, 320), mask_modes=MASK_MODES, densities=(0.05, 0.2), seed=0,
-                 augment=True, weights=None):
+                 augment=True, weights=None, tilt=0.0):
         self.sources = list(sources)
         if not self.sources:
             raise ValueError('TrainingSampler needs at least one source')
@@ -403,6 +409,9 @@ class TrainingSampler:
         self.densities = (lo, hi)
         self.seed = int(seed)
         self.augment = bool(augment)
+        self.tilt = float(tilt)
+        if not self.tilt >= 0:
+            raise ValueError(f'tilt must be a non-negative number, got {tilt}')
         if weights is not None:
             weights = np.asarray(weights, dtype=np.float64)
             if weights.shape != (len(self.sources),) or np.any(weights < 0) or weights.sum() <= 0:
@@ -448,6 +457,21 @@ class TrainingSampler:
         img = (img - mean) * contrast + mean + brightness
         return np.clip(np.rint(img), 0, 255).astype(np.uint8)
 
+    def _tilted(self, depth, rng):
+        """``depth`` plus a random plane (class docstring); unknown pixels (0) stay unknown."""
+        valid = depth > 0
+        if not self.tilt or not valid.any():
+            return depth
+        median = float(np.median(depth[valid]))
+        h, w = depth.shape
+        angle = rng.uniform(0.0, 2.0 * np.pi)
+        slope = rng.uniform(0.0, self.tilt) * median / max(h, w)
+        ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+        plane = slope * (np.cos(angle) * (xs - 0.5 * w) + np.sin(angle) * (ys - 0.5 * h))
+        tilted = depth + plane
+        lift = max(0.0, 0.2 * median - float(tilted[valid].min()))
+        return np.where(valid, tilted + lift, 0.0).astype(np.float32)
+
     def sample(self, rng=None):
         rng = self.rng if rng is None else rng
         k = int(rng.choice(len(self.sources), p=self.weights))
@@ -465,6 +489,7 @@ class TrainingSampler:
             if rng.random() < 0.5:
                 gt, intensity = gt[:, ::-1], intensity[:, ::-1]
             intensity = self._jitter(intensity, rng)
+            gt = self._tilted(gt, rng)
         gt = np.ascontiguousarray(gt, dtype=np.float32)
         intensity = np.ascontiguousarray(intensity, dtype=np.uint8)
         mode = self.mask_modes[int(rng.integers(len(self.mask_modes)))]

@@ -72,6 +72,9 @@ def build_parser():
                         'families, e.g. Lampshade1,Lampshade2,Plastic, keep siblings out of training)')
     p.add_argument('--mask-modes', default='gradient,uniform,lsd')
     p.add_argument('--densities', default='0.05,0.2', help='min,max mask density')
+    p.add_argument('--tilt', type=float, default=0.0,
+                   help='add a random plane to each example\'s depth, slope up to this x the median depth '
+                        'across the crop (datasets.TrainingSampler); 0: off')
     p.add_argument('--w-l1', type=float, default=1.0)
     p.add_argument('--w-mse', type=float, default=0.0, help='squared error (what PSNR measures)')
     p.add_argument('--w-grad', type=float, default=0.5)
@@ -150,7 +153,8 @@ def make_sampler(args, scenes_exclude, seed_offset=0, only_scenes=None):
     lo, hi = (float(x) for x in args.densities.split(','))
     modes = tuple(m.strip() for m in args.mask_modes.split(','))
     sampler = datasets.TrainingSampler(sources, crop=args.crop, mask_modes=modes, densities=(lo, hi),
-                                       seed=args.seed + seed_offset, augment=True, weights=weights)
+                                       seed=args.seed + seed_offset, augment=True, weights=weights,
+                                       tilt=getattr(args, 'tilt', 0.0))
     return sampler
 
 
@@ -204,6 +208,7 @@ def validation_set(args, stride):
     rng = np.random.default_rng(12345)
     val_args = argparse.Namespace(**vars(args))
     val_args.seed = args.seed + 10_000
+    val_args.tilt = 0.0   # validation scenes as they are
     try:
         sampler = make_sampler(val_args, (), seed_offset=10_000, only_scenes=args.val_scenes)
     except SystemExit:
