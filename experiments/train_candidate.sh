@@ -11,7 +11,8 @@
 #   env: MINUTES (default 80), DEVICE=cpu|cuda (default cpu), MIDDLEBURY=<root>, BATCH, WORKERS,
 #        CROP=HxW (default 256x320), LR (default 5e-4), INIT=<checkpoint to fine-tune from>,
 #        TILT (default 0: off; the sampler's random depth planes, `train --tilt`)
-#        KEEP (default 2000: keep a checkpoint every KEEP steps, for `depth_interp choose`)
+#        KEEP (default 2000: keep a checkpoint every KEEP steps, for `depth_interp choose`),
+#        ARGS (more `train` options, e.g. ARGS="--widths 16,24 --blocks 1,2")
 #   The geodesic candidate's second stage (whole third-size frames, so that its 256 px steps see
 #   whole rooms): INIT=experiments/weights/geodesic.pt CROP=368x448 BATCH=4 LR=2e-4
 set -euo pipefail
@@ -35,7 +36,7 @@ fi
 "$py" -m ros2_depth_interp.learning.train --preset "$preset" --out "$out" --device "$device" \
   --middlebury "$mb" --synthetic-fraction 0.3 --batch "$batch" --crop "$crop" --workers "$workers" \
   --steps 100000 --time-limit "$minutes" --lr "$lr" --lr-after "$lr_after" --lr-drop-at 100000 --lr-drop-fraction 0.8 \
-  --tilt "${TILT:-0}" --val-every 1000 --val-samples 8 --ckpt-every 250 --keep-every "${KEEP:-2000}" --pictures latest "${init[@]}" "${resume[@]}"
+  --tilt "${TILT:-0}" --val-every 1000 --val-samples 8 --ckpt-every 250 --keep-every "${KEEP:-2000}" --pictures latest "${init[@]}" "${resume[@]}" ${ARGS:-}
 "$py" -m ros2_depth_interp.learning.export "$out/last.pt" --out "$out/$preset.onnx"
 "$py" -m ros2_depth_interp.tools.cli eval --model "$out/$preset.onnx" --compare shipped=models/depth_interp.onnx \
   --protocols uniform@0.10 gradient@0.10 --out "$out/eval"

@@ -1,4 +1,5 @@
 """``depth_interp choose`` on generated scenes: it validates on the scenes training held out."""
+import json
 import os
 
 from test_evaluate import _write_scene
@@ -26,6 +27,24 @@ def test_choose_checkpoint_validates_on_the_scenes_training_held_out(tmp_path, c
     for row in rows:
         cells = row.strip('| ').split(' | ')[1:-1]  # one cell per protocol: 'mean (Beta/Gamma)'
         assert len(cells) == 3 and all(cell.split('(')[1].count('/') == 1 for cell in cells)
+
+    # --out: the same numbers as JSON with each checkpoint's step, the table and the step chart beside it
+    out_json = str(tmp_path / 'scores' / 'choose.json')
+    assert cli.main(['choose', checkpoint, '--data', str(root), '--out', out_json]) == 0
+    printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith('| %s' % checkpoint)]
+    with open(out_json) as f:
+        saved = json.load(f)
+    assert saved['scenes'] == ['Beta', 'Gamma'] and saved['protocols'] == list(choose.PROTOCOLS)
+    row = saved['checkpoints'][checkpoint]
+    assert row['step'] == 1
+    for proto, cell in zip(choose.PROTOCOLS, printed[0].strip('| ').split(' | ')[1:-1]):
+        scenes = row['protocols'][proto]['scenes']
+        assert cell == '%.2f (%s)' % (row['protocols'][proto]['mean'], '/'.join('%.2f' % scenes[n] for n in ('Beta', 'Gamma')))
+    base = str(tmp_path / 'scores' / 'choose')
+    with open(base + '.md') as f:
+        assert printed[0] in f.read()
+    with open(base + '.png', 'rb') as f:
+        assert f.read(8) == b'\x89PNG\r\n\x1a\n'
 
 
 def test_choose_is_listed_by_depth_interp_help(capsys):

@@ -1,6 +1,7 @@
 """``depth_interp choose``: mean PSNR of training checkpoints on the validation scenes, to pick one.
 
 Usage: depth_interp choose CKPT.pt [CKPT.pt ...] [--scenes Baby3,Cloth4] [--data DIR] [--prefill]
+                           [--out scores.json]
 
 Each checkpoint runs through the torch backend on whole frames (third size) of the scenes its
 training held out (by default the first checkpoint's ``--val-scenes``, recorded in it;
@@ -8,8 +9,14 @@ training held out (by default the first checkpoint's ``--val-scenes``, recorded 
 LSD-SLAM-like protocols, with the same masks for every checkpoint (seed 0). With ``--prefill``, a
 first row scores the first checkpoint's parameter-free pre-fill alone, without the network. The
 test scenes (Books, Laundry, Reindeer) never choose.
+
+With ``--out``: the scores as JSON (per checkpoint its training step, per protocol the mean and
+the per-scene PSNR), the table beside it (.md) and a chart (.png) of each protocol's mean PSNR
+against the training step, one line per run folder, so that runs of different recipes compare
+checkpoint by checkpoint.
 """
 import argparse
+import json
 import os
 import sys
 
@@ -37,6 +44,7 @@ def build_parser():
     p.add_argument('--scenes', default=None, help="comma list (default: the first checkpoint's validation scenes)")
     p.add_argument('--data', default=os.path.join(shared_data_dir(), 'middlebury'), help='Middlebury root')
     p.add_argument('--prefill', action='store_true', help="also a row for the first checkpoint's pre-fill alone")
+    p.add_argument('--out', help='write the scores as JSON here, with the table (.md) and a chart (.png) beside it')
     return p
 
 
@@ -52,6 +60,50 @@ def score_table(frames, results, summary, methods):
     return lines
 
 
+def training_step(checkpoint):
+    """The step a checkpoint was written at (None where it does not say)."""
+    import torch
+    step = torch.load(checkpoint, map_location='cpu', weights_only=False).get('step')
+    return None if step is None else int(step)
+
+
+def scores(frames, results, methods, steps):
+    """JSON-ready: per method its step (None for the pre-fill) and, per protocol, mean and per-scene PSNR."""
+    out = {}
+    for name in methods:
+        per = {proto: {f['name']: float(results[proto][f['name']][name]['all']['psnr']) for f in frames}
+               for proto in PROTOCOLS}
+        out[name] = dict(step=steps.get(name),
+                         protocols={proto: dict(mean=float(np.mean(list(v.values()))), scenes=v)
+                                    for proto, v in per.items()})
+    return out
+
+
+def save_step_chart(path, table):
+    """Each protocol's mean PSNR against the training step, one line per run folder (PNG)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    runs = {}
+    for name, row in table.items():
+        if row['step'] is not None:
+            runs.setdefault(os.path.dirname(name) or '.', []).append(row)
+    fig = Figure(figsize=(4.2 * len(PROTOCOLS), 3.8))
+    FigureCanvasAgg(fig)
+    for ax, proto in zip(fig.subplots(1, len(PROTOCOLS)), PROTOCOLS):
+        for run, rows in sorted(runs.items()):
+            rows = sorted(rows, key=lambda r: r['step'])
+            ax.plot([r['step'] for r in rows], [r['protocols'][proto]['mean'] for r in rows], marker='o', label=run)
+        ax.set_title(proto)
+        ax.set_xlabel('training step')
+        ax.set_ylabel('mean PSNR (dB)')
+        ax.grid(alpha=0.3)
+    fig.axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    return path
+
+
 def main(argv=None):
     import torch
     args = build_parser().parse_args(argv)
@@ -65,7 +117,19 @@ def main(argv=None):
             methods['pre-fill (%s)' % os.path.basename(path)] = prefill_only(interp._backend.model.prefill)
         methods[path] = interp.interpolate
     results, _ = evaluate(frames, PROTOCOLS, methods, progress=False)
-    print('\n'.join(score_table(frames, results, summarize(results, methods), methods)))
+    lines = score_table(frames, results, summarize(results, methods), methods)
+    print('\n'.join(lines))
+    if args.out:
+        steps = {path: training_step(path) for path in args.checkpoints}
+        table = scores(frames, results, methods, steps)
+        base = os.path.splitext(args.out)[0]
+        folder = os.path.dirname(os.path.abspath(args.out))
+        os.makedirs(folder, exist_ok=True)
+        with open(args.out, 'w') as f:
+            json.dump(dict(scenes=[f['name'] for f in frames], protocols=list(PROTOCOLS), checkpoints=table), f, indent=1)
+        with open(base + '.md', 'w') as f:
+            f.write('\n'.join(lines) + '\n')
+        print('wrote %s, %s.md, %s' % (args.out, base, save_step_chart(base + '.png', table)))
     return 0
 
 
