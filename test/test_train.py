@@ -54,14 +54,16 @@ def test_train_command_writes_checkpoint_metrics_and_resumes(tmp_path):
     blob = torch.load(ckpt, weights_only=False)
     assert blob['step'] == 3 and 'l1' in blob['training']['loss']
     assert blob['training']['val_scenes'] == list(train.VAL_SCENES)
+    assert 'tilt' not in blob['training']
     assert train.main(common + ['--steps', '5', '--resume', ckpt]) == 0
     assert torch.load(ckpt, weights_only=False)['step'] == 5
     # fine-tuning from it records where the weights came from
     out2 = str(tmp_path / 'finetune')
     common2 = [out2 if a == out else a for a in common]
-    assert train.main(common2 + ['--steps', '2', '--init', ckpt]) == 0
+    assert train.main(common2 + ['--steps', '2', '--init', ckpt, '--tilt', '0.5']) == 0
     training = torch.load(os.path.join(out2, 'last.pt'), weights_only=False)['training']
     assert training['history'][0]['steps'] == 5 and training['total_steps'] == 7
+    assert training['tilt'] == 0.5   # the random depth planes are part of the training record
     lines = [json.loads(line) for line in open(os.path.join(out, 'metrics.jsonl'))]
     assert any('val_rmse' in line for line in lines)
     assert os.path.isfile(os.path.join(out, 'val_000003.png'))

@@ -278,6 +278,8 @@ def save_checkpoint(path, model, optimizer, step, args, config, criterion, elaps
         'device_name': torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'cpu',
         'config': config.to_dict(),
     }
+    if getattr(args, 'tilt', 0.0):
+        training['tilt'] = args.tilt
     if history:
         training['history'] = list(history)
         training['total_steps'] = step + sum(h.get('steps', 0) for h in history)
