@@ -24,6 +24,10 @@ mb=${MIDDLEBURY:-../shared/data/middlebury}
 py=${PYTHON:-.venv/bin/python}
 crop=${CROP:-256x320}
 lr=${LR:-5e-4}
+tilt=${TILT:-0}
+keep=${KEEP:-2000}
+extra=()
+if [ -n "${ARGS:-}" ]; then read -r -a extra <<< "$ARGS"; fi
 lr_after=$(python3 -c "print('%g' % (float('$lr') / 10))")
 if [ "$device" = cpu ]; then batch=${BATCH:-8}; workers=${WORKERS:-1}; else batch=${BATCH:-32}; workers=${WORKERS:-4}; fi
 init=()
@@ -36,7 +40,7 @@ fi
 "$py" -m ros2_depth_interp.learning.train --preset "$preset" --out "$out" --device "$device" \
   --middlebury "$mb" --synthetic-fraction 0.3 --batch "$batch" --crop "$crop" --workers "$workers" \
   --steps 100000 --time-limit "$minutes" --lr "$lr" --lr-after "$lr_after" --lr-drop-at 100000 --lr-drop-fraction 0.8 \
-  --tilt "${TILT:-0}" --val-every 1000 --val-samples 8 --ckpt-every 250 --keep-every "${KEEP:-2000}" --pictures latest "${init[@]}" "${resume[@]}" ${ARGS:-}
+  --tilt "$tilt" --val-every 1000 --val-samples 8 --ckpt-every 250 --keep-every "$keep" --pictures latest "${init[@]}" "${resume[@]}" "${extra[@]}"
 "$py" -m ros2_depth_interp.learning.export "$out/last.pt" --out "$out/$preset.onnx"
 "$py" -m ros2_depth_interp.tools.cli eval --model "$out/$preset.onnx" --compare shipped=models/depth_interp.onnx \
   --protocols uniform@0.10 gradient@0.10 --out "$out/eval"
