@@ -48,15 +48,15 @@ def build_parser():
     return p
 
 
-def score_table(frames, results, summary, methods):
-    """Markdown rows: per method, the mean PSNR per protocol (per scene in brackets) and over protocols."""
+def score_table(frames, table):
+    """Markdown rows from ``scores``: per method, the mean PSNR per protocol (per scene in brackets)
+    and over protocols."""
     lines = ['| checkpoint | ' + ' | '.join(PROTOCOLS) + ' | mean |', '|---' * (len(PROTOCOLS) + 2) + '|']
-    for name in methods:
-        values = [summary[proto][name]['all']['psnr'] for proto in PROTOCOLS]
-        per_scene = ['/'.join('%.2f' % results[proto][f['name']][name]['all']['psnr'] for f in frames)
-                     for proto in PROTOCOLS]
-        cells = ' | '.join('%.2f (%s)' % (v, s) for v, s in zip(values, per_scene))
-        lines.append('| %s | %s | %.2f |' % (name, cells, np.mean(values)))
+    for name, row in table.items():
+        per = [row['protocols'][proto] for proto in PROTOCOLS]
+        cells = ' | '.join('%.2f (%s)' % (p['mean'], '/'.join('%.2f' % p['scenes'][f['name']] for f in frames))
+                           for p in per)
+        lines.append('| %s | %s | %.2f |' % (name, cells, np.mean([p['mean'] for p in per])))
     return lines
 
 
@@ -67,16 +67,16 @@ def training_step(checkpoint):
     return None if step is None else int(step)
 
 
-def scores(frames, results, methods, steps):
-    """JSON-ready: per method its step (None for the pre-fill) and, per protocol, mean and per-scene PSNR."""
-    out = {}
-    for name in methods:
-        per = {proto: {f['name']: float(results[proto][f['name']][name]['all']['psnr']) for f in frames}
-               for proto in PROTOCOLS}
-        out[name] = dict(step=steps.get(name),
-                         protocols={proto: dict(mean=float(np.mean(list(v.values()))), scenes=v)
-                                    for proto, v in per.items()})
-    return out
+def scores(frames, results, summary, methods, steps=None):
+    """Per method its training step (``steps``; None where not given, as for the pre-fill) and, per
+    protocol, the mean PSNR (``summary``) and the PSNR per scene."""
+    steps = steps or {}
+    return {name: dict(step=steps.get(name),
+                       protocols={proto: dict(mean=float(summary[proto][name]['all']['psnr']),
+                                              scenes={f['name']: float(results[proto][f['name']][name]['all']['psnr'])
+                                                      for f in frames})
+                                  for proto in PROTOCOLS})
+            for name in methods}
 
 
 def save_step_chart(path, table):
@@ -117,11 +117,11 @@ def main(argv=None):
             methods['pre-fill (%s)' % os.path.basename(path)] = prefill_only(interp._backend.model.prefill)
         methods[path] = interp.interpolate
     results, _ = evaluate(frames, PROTOCOLS, methods, progress=False)
-    lines = score_table(frames, results, summarize(results, methods), methods)
+    steps = {path: training_step(path) for path in args.checkpoints} if args.out else None
+    table = scores(frames, results, summarize(results, methods), methods, steps)
+    lines = score_table(frames, table)
     print('\n'.join(lines))
     if args.out:
-        steps = {path: training_step(path) for path in args.checkpoints}
-        table = scores(frames, results, methods, steps)
         base = os.path.splitext(args.out)[0]
         folder = os.path.dirname(os.path.abspath(args.out))
         os.makedirs(folder, exist_ok=True)

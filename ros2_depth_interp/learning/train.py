@@ -154,7 +154,7 @@ def make_sampler(args, scenes_exclude, seed_offset=0, only_scenes=None):
     modes = tuple(m.strip() for m in args.mask_modes.split(','))
     sampler = datasets.TrainingSampler(sources, crop=args.crop, mask_modes=modes, densities=(lo, hi),
                                        seed=args.seed + seed_offset, augment=True, weights=weights,
-                                       tilt=getattr(args, 'tilt', 0.0))
+                                       tilt=args.tilt)
     return sampler
 
 
@@ -278,7 +278,7 @@ def save_checkpoint(path, model, optimizer, step, args, config, criterion, elaps
         'device_name': torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'cpu',
         'config': config.to_dict(),
     }
-    if getattr(args, 'tilt', 0.0):
+    if args.tilt:
         training['tilt'] = args.tilt
     if history:
         training['history'] = list(history)
