@@ -1,5 +1,6 @@
 """The candidate networks of the next design (learning/unet.py, presets 'unet', 'spn' and
-'spn_coarse'; learning/geodesic.py, preset 'geodesic'; not shipped): they build from their configs,
+'spn_coarse'; learning/geodesic.py, presets 'geodesic', 'geodesic_light', 'geodesic_harmonic'; not
+shipped): they build from their configs,
 keep measured pixels, follow image edges before training, and export to plain ONNX that matches
 torch and that the node loads with the graph optimization the model asks for."""
 import numpy as np
@@ -15,8 +16,10 @@ SMALL_SPN = SPNConfig(widths=(4, 6, 8, 8, 8), blocks=(0, 0, 1, 1, 1), propagatio
                       full_iterations=2, full_width=4, lift_width=2)
 SMALL_COARSE_SPN = CoarseSPNConfig(widths=(4, 6, 8, 8, 8), blocks=(0, 0, 1, 1, 1), propagation={5: 2, 3: 4, 2: 4})
 SMALL_GEODESIC = GeodesicConfig(widths=(4, 6, 8, 8, 8), blocks=(0, 0, 1, 1, 1), distances=(32, 8, 2, 1))
-CANDIDATES = [PRESETS['unet_tiny'], SMALL_SPN, SMALL_COARSE_SPN, SMALL_GEODESIC]
-CANDIDATE_IDS = ['unet_tiny', 'spn_small', 'spn_coarse_small', 'geodesic_small']
+SMALL_HARMONIC = GeodesicConfig(widths=(4, 6), blocks=(0, 1), distances=(32, 8, 2, 1), smoothing=(4, 1),
+                                smoothing_rounds=2)
+CANDIDATES = [PRESETS['unet_tiny'], SMALL_SPN, SMALL_COARSE_SPN, SMALL_GEODESIC, SMALL_HARMONIC]
+CANDIDATE_IDS = ['unet_tiny', 'spn_small', 'spn_coarse_small', 'geodesic_small', 'geodesic_harmonic_small']
 
 
 def _input(h, w, seed=0):
@@ -94,6 +97,28 @@ def test_geodesic_propagation_stops_at_an_edge_that_no_sample_crosses():
     assert float(out[4, 10]) == 1.0 and float(out[4, 50]) == 3.0
     assert torch.allclose(out[:, :30], torch.tensor(1.0), atol=1e-3)
     assert torch.allclose(out[:, 35:], torch.tensor(3.0), atol=1e-3)
+
+
+def test_harmonic_smoothing_fills_a_slope_measured_at_its_outline_as_a_slope():
+    # a textureless square whose depth rises from left to right, measured only on its outline: the
+    # normalized convolution gives its middle about the mean of the outline; the smoothing bends it
+    # towards the samples nearest each pixel, so the interior error falls; measurements stay, and
+    # the measured pixels of a constant surface leave it constant
+    from ros2_depth_interp.learning.geodesic import GeodesicPropagation, edge_steps
+    n = 48
+    ramp = torch.linspace(1.0, 2.0, n).expand(1, 1, n, n).contiguous()
+    mask = torch.zeros(1, 1, n, n)
+    mask[..., 0, :], mask[..., -1, :], mask[..., :, 0], mask[..., :, -1] = 1.0, 1.0, 1.0, 1.0
+    costs = 30.0 * edge_steps(torch.full((1, 1, n, n), 0.5)) + 0.0025
+    distances = (32, 16, 8, 4, 2, 1, 2, 1)
+    errors = {}
+    for rounds in (0, 4, 16):
+        out = GeodesicPropagation(distances, (8, 4, 2, 1), rounds)(ramp * mask, mask, torch.ones_like(ramp), costs)
+        assert torch.equal(out[mask > 0], ramp[mask > 0])
+        errors[rounds] = float(torch.abs(out - ramp)[..., 8:-8, 8:-8].mean())
+        flat = GeodesicPropagation(distances, (8, 4, 2, 1), rounds)(1.5 * mask, mask, torch.ones_like(ramp), costs)
+        assert torch.allclose(flat, torch.tensor(1.5), atol=1e-4)
+    assert errors[16] < errors[4] < 0.6 * errors[0]
 
 
 def test_the_node_runs_a_model_with_the_graph_optimization_its_metadata_names(tmp_path):

@@ -193,6 +193,35 @@ def test_propagation_ceiling_costs_only_the_depth_edges_and_reports_every_method
 
 
 @needs_torch
+def test_harmonic_smoothing_reports_every_round_count_for_the_weights_and_the_image_edges(tmp_path):
+    import numpy as np
+    import torch
+    from ros2_depth_interp.learning.export import save_torch_weights
+    from ros2_depth_interp.learning.geodesic import DepthGeodesic, GeodesicConfig
+    root = _middlebury(tmp_path)
+    smoothing = _script('harmonic_smoothing', EXPERIMENTS)
+    torch.manual_seed(0)
+    weights = str(tmp_path / 'small.pt')
+    save_torch_weights(DepthGeodesic(GeodesicConfig(widths=(4, 6), blocks=(0, 1))), weights, training=dict(steps=1))
+    out = tmp_path / 'smoothing.json'
+    assert smoothing.main(['--scenes', 'Alpha,Beta', '--data', str(root), '--weights', weights,
+                           '--rounds', '0,2,3', '--smoothing', '4,1', '--out', str(out)]) == 0
+    with open(out) as f:
+        result = json.load(f)
+    table = result['table']
+    assert result['rounds'] == [0, 2, 3] and result['smoothing'] == [4, 1]
+    assert set(table) == {'colorization', 'image edges (untrained), 0 rounds', 'image edges (untrained), 2 rounds',
+                          'small.pt, 0 rounds', 'small.pt, 2 rounds', 'small.pt, 3 rounds'}
+    for per in table.values():
+        assert all(set(v) == {'Alpha', 'Beta'} and all(10.0 < x < 100.0 for x in v.values()) for v in per.values())
+    # the smoothing changes the fill: its rounds are not a no-op
+    assert table['small.pt, 0 rounds']['uniform@0.10'] != table['small.pt, 2 rounds']['uniform@0.10']
+    assert '| colorization |' in (tmp_path / 'smoothing.md').read_text()
+    assert os.path.getsize(tmp_path / 'smoothing.png') > 10000
+    assert np.isfinite([x for per in table.values() for v in per.values() for x in v.values()]).all()
+
+
+@needs_torch
 def test_the_first_order_fill_of_the_propagation_ceiling_keeps_a_slanted_plane():
     # twelve samples of a plane, no edges: the plane fit returns the plane everywhere, the weighted
     # mean of the zeroth-order propagation does not

@@ -12,7 +12,13 @@ is the image's edges, at full resolution, with a few large operators.
    pixel becomes the mean of itself and its four neighbours at that distance, weighted by
    exp(-path cost) and by the neighbours' certainty; measured pixels keep their value. One step is a
    shifting ``Conv``, a ``Mul``, a summing ``Conv`` and a multiply-add.
-3. The result, with the measurements put back, plus the U-Net's correction; the confidence from the
+3. Optional harmonic smoothing (``smoothing`` distances, ``smoothing_rounds`` times): with the
+   measurements held, every unmeasured pixel becomes the weighted mean of itself and its four
+   neighbours at each distance, with the same path weights (neighbours outside the image left out).
+   The normalized convolution gives a surface the mean of the samples that reach it; these Jacobi
+   steps of the weighted Laplace equation bend it towards the samples nearest each pixel, so a
+   slanted surface measured only at its outline is filled as a slope, not a step.
+4. The result, with the measurements put back, plus the U-Net's correction; the confidence from the
    U-Net head.
 
 Untrained (zero-initialized head) it is a classical edge-aware interpolation that already follows
@@ -42,17 +48,23 @@ class GeodesicConfig(UNetConfig):
     # hears from a measurement; a final 2, 1 sharpens
     distances: tuple = (256, 128, 64, 32, 16, 8, 4, 2, 1, 2, 1)
     edge_gain: float = 30.0                   # path cost per unit of intensity change (intensity in [0, 1])
+    # harmonic smoothing after the propagation (module docstring, point 3): one round's distances (px)
+    # and how many rounds; () or 0 rounds: none
+    smoothing: tuple = ()
+    smoothing_rounds: int = 0
     arch: str = 'geodesic'
 
     def to_dict(self):
         d = super().to_dict()
         d['distances'] = list(self.distances)
+        d['smoothing'] = list(self.smoothing)
         return d
 
     @classmethod
     def from_dict(cls, d):
         config = super().from_dict(d)
         config.distances = tuple(config.distances)
+        config.smoothing = tuple(config.smoothing)
         return config
 
 
@@ -96,27 +108,53 @@ def edge_steps(intensity):
 class GeodesicPropagation(nn.Module):
     """Normalized convolution along straight paths, far to near (module docstring, point 2)."""
 
-    def __init__(self, distances):
+    def __init__(self, distances, smoothing=(), smoothing_rounds=0):
         super().__init__()
         self.distances = tuple(int(d) for d in distances)
+        self.smoothing = tuple(int(d) for d in smoothing) if smoothing_rounds else ()
+        self.smoothing_rounds = int(smoothing_rounds) if self.smoothing else 0
 
     def forward(self, depth, mask, fallback, step_costs):
         """``step_costs`` (N, 2, H, W): cost of the step into each pixel from the left and from above.
-        -> the propagated depth (N, 1, H, W). Always computed in float32 (the row and column sums
-        of the costs exceed float16's precision)."""
+        -> the propagated depth (N, 1, H, W), measured pixels included. Always computed in float32
+        (the row and column sums of the costs exceed float16's precision)."""
         if depth.dtype != torch.float32:
             return self(depth.float(), mask.float(), fallback.float(), step_costs.float()).to(depth.dtype)
         held = torch.cat([depth * mask, mask], dim=1)
         keep = 1.0 - mask
         unreached = FALLBACK_CERTAINTY * keep
         state = held + torch.cat([unreached * fallback, unreached], dim=1)   # (depth x certainty, certainty)
+        path_weights = self.path_weights(step_costs, keep)
         weights = {d: (torch.cat([w, w], dim=1), scale)   # the same weights for both channels
-                   for d, (w, scale) in self.path_weights(step_costs, keep).items()}
+                   for d, (w, scale) in path_weights.items()}
         for d in self.distances:
             w, scale = weights[d]
             neighbours = F.conv2d(state, SHIFT.to(state), padding=d, dilation=d, groups=2)
             state = held + scale * (state + F.conv2d(neighbours * w, TOTAL.to(state)))
-        return state[:, 0:1] / (state[:, 1:2] + TINY)
+        estimate = depth * mask + keep * state[:, 0:1] / (state[:, 1:2] + TINY)
+        return self.smooth(estimate, depth * mask, keep, path_weights)
+
+    def smooth(self, estimate, held, keep, path_weights):
+        """Harmonic smoothing (module docstring, point 3): ``smoothing_rounds`` rounds of one Jacobi
+        step per distance of ``smoothing``; the measurements (``held``, where ``keep`` is 0) stay."""
+        if not self.smoothing_rounds:
+            return estimate
+        shift, total = SHIFT[:4].to(estimate), TOTAL[:1, :4].to(estimate)
+        ones = torch.ones_like(estimate)
+        steps = {}
+        for d in dict.fromkeys(self.smoothing):
+            # a pair of opposite neighbours counts only if both lie in the image, so that a slope
+            # stays a slope at the border; per distance: the weights and 1 / (1 + their sum)
+            inside = F.conv2d(ones, shift, padding=d, dilation=d)
+            across, along = inside[:, 0:1] * inside[:, 1:2], inside[:, 2:3] * inside[:, 3:4]
+            w = path_weights[d][0] * torch.cat([across, across, along, along], dim=1)
+            steps[d] = w, keep / (1.0 + F.conv2d(w, total))
+        for _ in range(self.smoothing_rounds):
+            for d in self.smoothing:
+                w, scale = steps[d]
+                neighbours = F.conv2d(estimate, shift, padding=d, dilation=d)
+                estimate = held + scale * (estimate + F.conv2d(neighbours * w, total))
+        return estimate
 
     def path_weights(self, step_costs, keep):
         """Per distance d (each once): exp(-cost of the straight path to the four neighbours d away)
@@ -124,7 +162,7 @@ class GeodesicPropagation(nn.Module):
         (``keep`` / (1 + their sum))."""
         sums = torch.cat([torch.cumsum(step_costs[:, 0:1], dim=3), torch.cumsum(step_costs[:, 1:2], dim=2)], dim=1)
         weights = {}
-        for d in dict.fromkeys(self.distances):
+        for d in dict.fromkeys(self.distances + self.smoothing):
             w = torch.exp(-torch.relu(F.conv2d(sums, PATH.to(sums), padding=d, dilation=d)))
             weights[d] = w, keep / (1.0 + w.sum(1, keepdim=True))
         return weights
@@ -141,7 +179,7 @@ class DepthGeodesic(DepthUNet):
     def __init__(self, config=None):
         super().__init__(config or GeodesicConfig())
         config = self.config
-        self.propagate = GeodesicPropagation(config.distances)
+        self.propagate = GeodesicPropagation(config.distances, config.smoothing, config.smoothing_rounds)
         # half resolution -> 2x2 sub-pixels of (cost scale right, down, added cost right, down,
         # depth correction, confidence logit)
         self.head = conv3x3(config.widths[0], (COST_CHANNELS + 2) * 4)

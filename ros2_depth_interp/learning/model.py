@@ -111,6 +111,8 @@ PRESETS = {
     'geodesic': GeodesicConfig(),
     # the same propagation under a narrower U-Net (0.19 M parameters against 0.69 M)
     'geodesic_light': GeodesicConfig(widths=(8, 16, 24, 32, 48)),
+    # a two-level U-Net (half and quarter resolution) and four rounds of harmonic smoothing
+    'geodesic_harmonic': GeodesicConfig(widths=(16, 24), blocks=(1, 2), smoothing=(8, 4, 2, 1), smoothing_rounds=4),
 }
 
 

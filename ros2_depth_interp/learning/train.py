@@ -55,6 +55,9 @@ def build_parser():
     p.add_argument('--blocks', help='U-Net presets: comma list of residual blocks per level, e.g. 0,1,1,2,2')
     p.add_argument('--propagation', help="'spn' presets: level:steps list, e.g. 5:8,4:12,3:12,2:10,1:6 "
                                          "(level 1 = half resolution)")
+    p.add_argument('--smoothing', help="'geodesic' presets: one round of harmonic smoothing, a comma list "
+                                        "of distances in px, e.g. 8,4,2,1 (none: leave it out)")
+    p.add_argument('--smoothing-rounds', type=int, help="'geodesic' presets: rounds of --smoothing (0: none)")
     add_prefill_arguments(p)
     p.add_argument('--steps', type=int, default=70000)
     p.add_argument('--lr', type=float, default=1e-4)
@@ -119,6 +122,10 @@ def make_config(args):
     if args.propagation:
         cfg['propagation'] = {int(level): int(steps) for level, _, steps in
                               (item.partition(':') for item in args.propagation.split(','))}
+    if args.smoothing is not None:
+        cfg['smoothing'] = [int(x) for x in args.smoothing.split(',') if x.strip()]
+    if args.smoothing_rounds is not None:
+        cfg['smoothing_rounds'] = args.smoothing_rounds
     apply_prefill_arguments(cfg, args)
     return config_from_dict(cfg)
 
