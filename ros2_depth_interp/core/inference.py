@@ -54,25 +54,26 @@ def onnx_session(path, providers, threads=0, profile_prefix=None):
               'extended': ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
               'basic': ort.GraphOptimizationLevel.ORT_ENABLE_BASIC}
 
-    def create(level, profile):
+    def create(optimization, chosen_providers, profile=False):
         options = ort.SessionOptions()
-        options.graph_optimization_level = levels[level]
+        options.graph_optimization_level = optimization
         if threads:
             options.intra_op_num_threads = int(threads)
         if profile:
             options.enable_profiling = True
             options.profile_file_prefix = profile_prefix
         try:
-            return ort.InferenceSession(path, options, providers=providers)
+            return ort.InferenceSession(path, options, providers=chosen_providers)
         except Exception as exc:
             raise ModelLoadError('cannot load ONNX model %s: %s' % (path, str(exc).splitlines()[0])) from exc
 
-    session = create('all', False)
-    level = session.get_modelmeta().custom_metadata_map.get('ort_graph_optimization', 'all')
+    # the metadata from an unoptimized CPU session (cheap to build), then the one session that runs
+    unoptimized = create(ort.GraphOptimizationLevel.ORT_DISABLE_ALL, ['CPUExecutionProvider'])
+    level = unoptimized.get_modelmeta().custom_metadata_map.get('ort_graph_optimization', 'all')
     if level not in levels:
         raise ModelLoadError('model %s asks for ONNX Runtime graph optimization %r; expected one of %s'
                              % (path, level, ', '.join(levels)))
-    return create(level, profile_prefix is not None) if level != 'all' or profile_prefix else session
+    return create(levels[level], providers, profile_prefix is not None)
 
 
 class _OnnxBackend:
