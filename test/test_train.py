@@ -105,6 +105,17 @@ def test_prefill_options_reach_the_model_config():
         build_parser().parse_args(['--prefill-solver', 'heavy_ball'])
 
 
+def test_smoothing_options_reach_the_geodesic_config():
+    from ros2_depth_interp.learning.model import PRESETS
+    from ros2_depth_interp.learning.train import build_parser, make_config
+    config = make_config(build_parser().parse_args(['--preset', 'geodesic', '--smoothing', '4,1',
+                                                    '--smoothing-rounds', '2']))
+    assert (config.smoothing, config.smoothing_rounds) == ((4, 1), 2)
+    assert make_config(build_parser().parse_args(['--preset', 'geodesic_harmonic'])) == PRESETS['geodesic_harmonic']
+    off = make_config(build_parser().parse_args(['--preset', 'geodesic_harmonic', '--smoothing-rounds', '0']))
+    assert off.smoothing_rounds == 0 and off.distances == PRESETS['geodesic_harmonic'].distances
+
+
 def test_val_scenes_are_held_out_of_training(tmp_path):
     from test_evaluate import _write_scene
     root = tmp_path / 'middlebury'
