@@ -27,7 +27,6 @@ padded third-size frame) with 2 ONNX Runtime threads: p50 of --rounds runs, and 
 chart (.png) of each fill's PSNR minus colorization's per scene.
 """
 import argparse
-import json
 import os
 import sys
 import time
@@ -39,7 +38,7 @@ from torch import nn
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from propagation_ceiling import REFERENCE, PlanePropagation, save_chart  # noqa: E402
+from propagation_ceiling import REFERENCE, PlanePropagation, save_results  # noqa: E402
 from ros2_depth_interp.core.inference import onnx_session  # noqa: E402
 from ros2_depth_interp.core.resources import shared_data_dir  # noqa: E402
 from ros2_depth_interp.evaluation.baselines import colorization  # noqa: E402
@@ -166,15 +165,9 @@ def main(argv=None):
     text = markdown(table, names, timing)
     print(text)
     if args.out:
-        base = os.path.splitext(args.out)[0]
-        with open(args.out, 'w') as f:
-            json.dump(dict(scenes=names, protocols=list(PROTOCOLS), table=table, timing_shape=list(TIMING_SHAPE),
-                           timing={k: dict(p50_s=v[0], nodes=v[1]) for k, v in timing.items()}), f, indent=1)
-        with open(base + '.md', 'w') as f:
-            f.write(text)
-        chart = save_chart(base + '.png', table, names, title='parameter-free fills against colorization',
-                           legend_below=True)
-        print('wrote %s, %s.md, %s' % (args.out, base, chart))
+        save_results(args.out, dict(scenes=names, protocols=list(PROTOCOLS), table=table, timing_shape=list(TIMING_SHAPE),
+                                    timing={k: dict(p50_s=v[0], nodes=v[1]) for k, v in timing.items()}),
+                     text, table, names, title='parameter-free fills against colorization', legend_below=True)
     return 0
 
 

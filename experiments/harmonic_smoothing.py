@@ -17,7 +17,6 @@ With --out: the numbers as JSON, a Markdown table beside it (.md) and a chart (.
 method's PSNR minus colorization's per scene and protocol.
 """
 import argparse
-import json
 import os
 import sys
 
@@ -26,7 +25,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from propagation_ceiling import DEV_SCENES, PROTOCOLS, REFERENCE, Filler, markdown, measure, save_chart  # noqa: E402
+from propagation_ceiling import DEV_SCENES, PROTOCOLS, REFERENCE, Filler, markdown, measure, save_results  # noqa: E402
 from ros2_depth_interp.core.resources import shared_data_dir  # noqa: E402
 from ros2_depth_interp.evaluation.baselines import colorization  # noqa: E402
 from ros2_depth_interp.evaluation.evaluate import load_middlebury_frames  # noqa: E402
@@ -74,15 +73,9 @@ def main(argv=None):
     text = markdown(table, names)
     print(text)
     if args.out:
-        base = os.path.splitext(args.out)[0]
-        with open(args.out, 'w') as f:
-            json.dump(dict(scenes=names, protocols=list(PROTOCOLS), weights=args.weights,
-                           smoothing=list(args.smoothing), rounds=list(args.rounds), table=table), f, indent=1)
-        with open(base + '.md', 'w') as f:
-            f.write(text)
-        chart = save_chart(base + '.png', table, names, title='harmonic smoothing after the geodesic propagation',
-                           legend_below=True)
-        print('wrote %s, %s.md, %s' % (args.out, base, chart))
+        save_results(args.out, dict(scenes=names, protocols=list(PROTOCOLS), weights=args.weights,
+                                    smoothing=list(args.smoothing), rounds=list(args.rounds), table=table),
+                     text, table, names, title='harmonic smoothing after the geodesic propagation', legend_below=True)
     return 0
 
 

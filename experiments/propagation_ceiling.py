@@ -212,6 +212,17 @@ def save_chart(path, table, names, title='geodesic propagation: its edges or its
                              label_size=8, legend_size=7, width=min(18.0, 2.0 + 0.45 * len(groups)))
 
 
+def save_results(out, payload, text, table, names, **chart_options):
+    """``payload`` as JSON at ``out``, the Markdown ``text`` beside it (.md) and the chart of ``table``
+    (``save_chart``, .png); prints what it wrote."""
+    base = os.path.splitext(out)[0]
+    with open(out, 'w') as f:
+        json.dump(payload, f, indent=1)
+    with open(base + '.md', 'w') as f:
+        f.write(text)
+    print('wrote %s, %s.md, %s' % (out, base, save_chart(base + '.png', table, names, **chart_options)))
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--scenes', default=DEV_SCENES, help='comma list of Middlebury scenes (third size)')
@@ -230,12 +241,8 @@ def main(argv=None):
     text = markdown(table, names)
     print(text)
     if args.out:
-        base = os.path.splitext(args.out)[0]
-        with open(args.out, 'w') as f:
-            json.dump(dict(scenes=names, protocols=list(PROTOCOLS), jump_px=JUMP, table=table), f, indent=1)
-        with open(base + '.md', 'w') as f:
-            f.write(text)
-        print('wrote %s, %s.md, %s' % (args.out, base, save_chart(base + '.png', table, names)))
+        save_results(args.out, dict(scenes=names, protocols=list(PROTOCOLS), jump_px=JUMP, table=table),
+                     text, table, names)
     from ros2_depth_interp.evaluation.figures import save_figure1
     base = os.path.splitext(args.out)[0] if args.out else 'ceiling'
     by_name = {f['name']: f for f in frames}

@@ -131,8 +131,9 @@ class GeodesicPropagation(nn.Module):
             w, scale = weights[d]
             neighbours = F.conv2d(state, SHIFT.to(state), padding=d, dilation=d, groups=2)
             state = held + scale * (state + F.conv2d(neighbours * w, TOTAL.to(state)))
-        estimate = depth * mask + keep * state[:, 0:1] / (state[:, 1:2] + TINY)
-        return self.smooth(estimate, depth * mask, keep, path_weights)
+        measured = held[:, 0:1]
+        estimate = measured + keep * state[:, 0:1] / (state[:, 1:2] + TINY)
+        return self.smooth(estimate, measured, keep, path_weights)
 
     def smooth(self, estimate, held, keep, path_weights):
         """Harmonic smoothing (module docstring, point 3): ``smoothing_rounds`` rounds of one Jacobi
