@@ -1,6 +1,6 @@
 """The candidate networks of the next design (learning/unet.py, presets 'unet', 'spn' and
-'spn_coarse'; learning/geodesic.py, presets 'geodesic', 'geodesic_light', 'geodesic_harmonic'; not
-shipped): they build from their configs,
+'spn_coarse'; learning/geodesic.py, presets 'geodesic', 'geodesic_light', 'geodesic_harmonic',
+'geodesic_half'; not shipped): they build from their configs,
 keep measured pixels, follow image edges before training, and export to plain ONNX that matches
 torch and that the node loads with the graph optimization the model asks for."""
 import numpy as np
@@ -18,8 +18,11 @@ SMALL_COARSE_SPN = CoarseSPNConfig(widths=(4, 6, 8, 8, 8), blocks=(0, 0, 1, 1, 1
 SMALL_GEODESIC = GeodesicConfig(widths=(4, 6, 8, 8, 8), blocks=(0, 0, 1, 1, 1), distances=(32, 8, 2, 1))
 SMALL_HARMONIC = GeodesicConfig(widths=(4, 6), blocks=(0, 1), distances=(32, 8, 2, 1), smoothing=(4, 1),
                                 smoothing_rounds=2)
-CANDIDATES = [PRESETS['unet_tiny'], SMALL_SPN, SMALL_COARSE_SPN, SMALL_GEODESIC, SMALL_HARMONIC]
-CANDIDATE_IDS = ['unet_tiny', 'spn_small', 'spn_coarse_small', 'geodesic_small', 'geodesic_harmonic_small']
+SMALL_HALF = GeodesicConfig(widths=(4, 6), blocks=(0, 1), distances=(16, 4, 1), smoothing=(2, 1), smoothing_rounds=2,
+                            propagation_scale=2, colorization_steps=3, colorization_neighbours=4)
+CANDIDATES = [PRESETS['unet_tiny'], SMALL_SPN, SMALL_COARSE_SPN, SMALL_GEODESIC, SMALL_HARMONIC, SMALL_HALF]
+CANDIDATE_IDS = ['unet_tiny', 'spn_small', 'spn_coarse_small', 'geodesic_small', 'geodesic_harmonic_small',
+                 'geodesic_half_small']
 
 
 def _input(h, w, seed=0):
@@ -46,8 +49,8 @@ def test_candidate_runs_on_its_stride_and_round_trips_its_config(config):
     assert np.median(error[mask]) < 0.05
 
 
-@pytest.mark.parametrize('config', [SMALL_SPN, SMALL_COARSE_SPN, SMALL_GEODESIC],
-                         ids=['spn_small', 'spn_coarse_small', 'geodesic_small'])
+@pytest.mark.parametrize('config', [SMALL_SPN, SMALL_COARSE_SPN, SMALL_GEODESIC, SMALL_HALF],
+                         ids=['spn_small', 'spn_coarse_small', 'geodesic_small', 'geodesic_half_small'])
 def test_propagation_follows_intensity_before_training(config):
     # the intensity prior of the propagation alone keeps the two surfaces apart: across the step
     # (columns 40-56) it is closer to the truth than the pull-push fill, which ignores intensity

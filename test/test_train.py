@@ -105,7 +105,7 @@ def test_prefill_options_reach_the_model_config():
         build_parser().parse_args(['--prefill-solver', 'heavy_ball'])
 
 
-def test_smoothing_options_reach_the_geodesic_config():
+def test_smoothing_and_resolution_options_reach_the_geodesic_config():
     from ros2_depth_interp.learning.model import PRESETS
     from ros2_depth_interp.learning.train import build_parser, make_config
     config = make_config(build_parser().parse_args(['--preset', 'geodesic', '--smoothing', '4,1',
@@ -114,6 +114,10 @@ def test_smoothing_options_reach_the_geodesic_config():
     assert make_config(build_parser().parse_args(['--preset', 'geodesic_harmonic'])) == PRESETS['geodesic_harmonic']
     off = make_config(build_parser().parse_args(['--preset', 'geodesic_harmonic', '--smoothing-rounds', '0']))
     assert off.smoothing_rounds == 0 and off.distances == PRESETS['geodesic_harmonic'].distances
+    assert make_config(build_parser().parse_args(['--preset', 'geodesic_half'])) == PRESETS['geodesic_half']
+    full = make_config(build_parser().parse_args(['--preset', 'geodesic_half', '--propagation-scale', '1',
+                                                  '--colorization-steps', '0', '--colorization-neighbours', '8']))
+    assert (full.propagation_scale, full.colorization_steps, full.colorization_neighbours) == (1, 0, 8)
 
 
 def test_val_scenes_are_held_out_of_training(tmp_path):

@@ -18,7 +18,13 @@ is the image's edges, at full resolution, with a few large operators.
    The normalized convolution gives a surface the mean of the samples that reach it; these Jacobi
    steps of the weighted Laplace equation bend it towards the samples nearest each pixel, so a
    slanted surface measured only at its outline is filled as a slope, not a step.
-4. The result, with the measurements put back, plus the U-Net's correction; the confidence from the
+4. Optionally (``propagation_scale`` 2) points 2 and 3 run at half resolution, on the measurements
+   pooled per 2x2 block and the step costs summed over each two-pixel step, and the result is
+   upsampled (bilinear) with the measurements put back (the step costs then come from the head at
+   half resolution: the mean of its four sub-pixel outputs); ``colorization_steps`` Jacobi sweeps of the
+   colorization energy at full resolution (``colorization.ColorizationSteps``) then restore what the
+   half resolution lost between dense samples. A quarter of the propagation's work.
+5. The result, with the measurements put back, plus the U-Net's correction; the confidence from the
    U-Net head.
 
 Untrained (zero-initialized head) it is a classical edge-aware interpolation that already follows
@@ -32,6 +38,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .colorization import ColorizationSteps
 from .layers import conv3x3
 from .unet import DepthUNet, UNetConfig
 
@@ -52,7 +59,18 @@ class GeodesicConfig(UNetConfig):
     # and how many rounds; () or 0 rounds: none
     smoothing: tuple = ()
     smoothing_rounds: int = 0
+    # 1: propagate and smooth at full resolution; 2: at half resolution (module docstring, point 4),
+    # ``distances`` and ``smoothing`` then in half-resolution pixels
+    propagation_scale: int = 1
+    colorization_steps: int = 0               # Jacobi sweeps of the colorization energy at full resolution
+    colorization_neighbours: int = 8          # over the 8 or the 4 nearest neighbours
     arch: str = 'geodesic'
+
+    def __post_init__(self):
+        if self.propagation_scale not in (1, 2) or self.colorization_steps < 0 or self.colorization_neighbours not in (4, 8):
+            raise ValueError('geodesic: propagation_scale must be 1 or 2, colorization_steps >= 0 and '
+                             'colorization_neighbours 4 or 8, got %r, %r, %r'
+                             % (self.propagation_scale, self.colorization_steps, self.colorization_neighbours))
 
     def to_dict(self):
         d = super().to_dict()
@@ -181,6 +199,7 @@ class DepthGeodesic(DepthUNet):
         super().__init__(config or GeodesicConfig())
         config = self.config
         self.propagate = GeodesicPropagation(config.distances, config.smoothing, config.smoothing_rounds)
+        self.colorize = ColorizationSteps(config.colorization_steps, config.colorization_neighbours)
         # half resolution -> 2x2 sub-pixels of (cost scale right, down, added cost right, down,
         # depth correction, confidence logit)
         self.head = conv3x3(config.widths[0], (COST_CHANNELS + 2) * 4)
@@ -193,9 +212,34 @@ class DepthGeodesic(DepthUNet):
         depth, mask, intensity = x[:, 0:1], x[:, 1:2], x[:, 2:3]
         fills, pyramid = self.pyramid(depth, mask)
         decoded = self.encoder_decoder(depth, mask, intensity, fills, pyramid)
-        out = self.shuffle(self.head(decoded[0]))
-        steps = self.config.edge_gain * torch.exp(out[:, 0:2]) * edge_steps(intensity) + torch.exp(out[:, 2:4])
-        estimate = self.propagate(depth, mask, fills[0], steps)
-        dense = depth * mask + (1.0 - mask) * estimate + out[:, 4:5]
-        confidence = torch.sigmoid(out[:, 5:6] + 2.0)
+        if self.config.propagation_scale == 2:
+            out, estimate = self.propagate_at_half_resolution(depth, mask, intensity, fills[0], decoded[0])
+        else:
+            out = self.shuffle(self.head(decoded[0]))
+            steps = self.config.edge_gain * torch.exp(out[:, 0:2]) * edge_steps(intensity) + torch.exp(out[:, 2:4])
+            estimate = self.propagate(depth, mask, fills[0], steps)
+            out = out[:, 4:6]
+        estimate = self.colorize(estimate, depth * mask, 1.0 - mask, intensity)
+        dense = depth * mask + (1.0 - mask) * estimate + out[:, 0:1]
+        confidence = torch.sigmoid(out[:, 1:2] + 2.0)
         return dense, confidence
+
+    def propagate_at_half_resolution(self, depth, mask, intensity, fallback, features):
+        """The propagation on 2x2 blocks (module docstring, point 4). A block's measurement is the mean
+        of its measured pixels; its step costs come from the head's four sub-pixel outputs averaged
+        (one half-resolution convolution) and the two one-pixel image steps it spans (summed, averaged
+        over the block's two rows or columns). -> (the head's full-resolution correction and confidence
+        logit (N, 2, H, W), the full-resolution estimate with the measurements put back)."""
+        weight = self.head.weight.view(COST_CHANNELS + 2, 4, *self.head.weight.shape[1:])
+        bias = self.head.bias.view(COST_CHANNELS + 2, 4)
+        costs = F.conv2d(features, weight[:COST_CHANNELS].mean(1), bias[:COST_CHANNELS].mean(1), padding=1)
+        out = self.shuffle(F.conv2d(features, weight[COST_CHANNELS:].flatten(0, 1), bias[COST_CHANNELS:].flatten(),
+                                    padding=1))
+        steps = 2.0 * (self.config.edge_gain * torch.exp(costs[:, 0:2]) * F.avg_pool2d(edge_steps(intensity), 2)
+                       + torch.exp(costs[:, 2:4]))
+        count = F.avg_pool2d(mask, 2) * 4.0
+        block_depth = F.avg_pool2d(depth * mask, 2) * 4.0 / count.clamp_min(1.0)
+        block_mask = torch.clamp(count, max=1.0)
+        estimate = self.propagate(block_depth, block_mask, F.avg_pool2d(fallback, 2), steps)
+        estimate = F.interpolate(estimate, scale_factor=2.0, mode='bilinear', align_corners=False)
+        return out, depth * mask + (1.0 - mask) * estimate

@@ -104,7 +104,8 @@ def _shifted(padded, dy, dx):
     return padded[:, :, rows, cols]
 
 
-def _local_variance(intensity):
+def local_variance(intensity):
+    """The 3x3 intensity variance of each pixel (edges replicated)."""
     padded = F.pad(intensity, (1, 1, 1, 1), mode='replicate')
     mean = F.avg_pool2d(padded, 3, 1)
     return (F.avg_pool2d(padded * padded, 3, 1) - mean * mean).clamp_min(0.0)
@@ -179,7 +180,7 @@ class PyramidPrefill(torch.nn.Module):
         """One (N, 1, H, W) weight per neighbour offset, zero where the neighbour is outside."""
         inside = F.pad(torch.ones_like(intensity), (1, 1, 1, 1))
         image = F.pad(intensity, (1, 1, 1, 1))
-        variance = _local_variance(intensity)
+        variance = local_variance(intensity)
         padded_variance = F.pad(variance, (1, 1, 1, 1))
         weights = []
         for dy, dx in OFFSETS:

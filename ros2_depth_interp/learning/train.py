@@ -58,6 +58,12 @@ def build_parser():
     p.add_argument('--smoothing', help="'geodesic' presets: one round of harmonic smoothing, a comma list "
                                         "of distances in px, e.g. 8,4,2,1 (none: leave it out)")
     p.add_argument('--smoothing-rounds', type=int, help="'geodesic' presets: rounds of --smoothing (0: none)")
+    p.add_argument('--propagation-scale', type=int, choices=(1, 2),
+                   help="'geodesic' presets: propagate at full (1) or half (2) resolution")
+    p.add_argument('--colorization-steps', type=int,
+                   help="'geodesic' presets: colorization sweeps at full resolution after the propagation")
+    p.add_argument('--colorization-neighbours', type=int, choices=(4, 8),
+                   help="'geodesic' presets: neighbours of each colorization sweep")
     add_prefill_arguments(p)
     p.add_argument('--steps', type=int, default=70000)
     p.add_argument('--lr', type=float, default=1e-4)
@@ -124,8 +130,9 @@ def make_config(args):
                               (item.partition(':') for item in args.propagation.split(','))}
     if args.smoothing is not None:
         cfg['smoothing'] = [int(x) for x in args.smoothing.split(',') if x.strip()]
-    if args.smoothing_rounds is not None:
-        cfg['smoothing_rounds'] = args.smoothing_rounds
+    for key in ('smoothing_rounds', 'propagation_scale', 'colorization_steps', 'colorization_neighbours'):
+        if getattr(args, key) is not None:
+            cfg[key] = getattr(args, key)
     apply_prefill_arguments(cfg, args)
     return config_from_dict(cfg)
 
