@@ -251,6 +251,23 @@ class Bench:
             return None
         return wait_until(ready, timeout, 'outputs with stamp %s' % (stamp,), process)
 
+    def publish_and_wait(self, depth, image, mask=None, frame_id='camera', roles=('dense_depth', 'dense_confidence',
+                         'points'), process=None, attempts=3, timeout=WAIT_S / 2):
+        """Publish one input set and wait for its outputs -> (stamp, {role: msg}). The node's inputs are
+        best effort (sensor data), so on a loaded machine a set can be lost on the way: after
+        ``timeout`` without outputs the same set goes again with a fresh stamp, ``attempts`` times in
+        all; a node that never answers still fails."""
+        for attempt in range(1, attempts + 1):
+            stamp = self.publish_set(depth, image, mask, frame_id)
+            try:
+                return stamp, self.wait_outputs(stamp, roles, process, timeout)
+            except AssertionError:
+                if attempt == attempts or (process is not None and process.poll() is not None):
+                    raise
+                print('publish_and_wait: no outputs for stamp %s after %.0f s (attempt %d of %d); publishing '
+                      'the set again' % (stamp, timeout, attempt, attempts))
+        raise AssertionError('unreachable')
+
     def has_output(self, role, stamp):
         with self._lock:
             return stamp in self.received[role]

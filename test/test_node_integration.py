@@ -207,8 +207,8 @@ def test_stats_rates_latency_and_drop_keys():
 def test_dense_depth_confidence_and_cloud_from_a_plane(masked):
     node, bench = masked
     sparse, mask, intensity = plane_frame(H, W, depth_m=2.0, density=0.1, seed=2)
-    stamp = bench.publish_set((sparse, '32FC1'), (intensity, 'mono8'), (mask, 'mono8'), frame_id='cam_optical')
-    out = bench.wait_outputs(stamp, process=node)
+    stamp, out = bench.publish_and_wait((sparse, '32FC1'), (intensity, 'mono8'), (mask, 'mono8'),
+                                        frame_id='cam_optical', process=node)
 
     dense = check_image(out['dense_depth'], stamp, 'cam_optical')
     known = mask > 0
@@ -224,8 +224,8 @@ def test_16uc1_millimetres_and_a_colour_image(masked):
     sparse, mask, intensity = plane_frame(H, W, depth_m=2.0, density=0.2, seed=3)
     millimetres = np.where(mask > 0, 2000, 0).astype(np.uint16)
     rgb = np.dstack([intensity] * 3)
-    stamp = bench.publish_set((millimetres, '16UC1'), (rgb, 'rgb8'), (mask, 'mono8'), frame_id='cam_optical')
-    out = bench.wait_outputs(stamp, process=node)
+    stamp, out = bench.publish_and_wait((millimetres, '16UC1'), (rgb, 'rgb8'), (mask, 'mono8'),
+                                        frame_id='cam_optical', process=node)
     dense = check_image(out['dense_depth'], stamp, 'cam_optical')
     np.testing.assert_allclose(dense, 2.0, rtol=0.05)      # metres out
     check_cloud_geometry(out['points'], dense, 2, FX, FY, CX, CY, stamp, 'cam_optical', intensity)
@@ -238,8 +238,9 @@ def test_measured_pixels_of_a_slanted_surface(masked):
     mask = ((rng.random((H, W)) < 0.15) * 255).astype(np.uint8)
     sparse = np.where(mask > 0, truth, 0).astype(np.float32)
     intensity = rng.integers(0, 256, (H, W), dtype=np.uint8)
-    stamp = bench.publish_set((sparse, '32FC1'), (intensity, 'mono8'), (mask, 'mono8'), frame_id='cam_optical')
-    dense = check_image(bench.wait_outputs(stamp, process=node)['dense_depth'], stamp, 'cam_optical')
+    stamp, out = bench.publish_and_wait((sparse, '32FC1'), (intensity, 'mono8'), (mask, 'mono8'),
+                                        frame_id='cam_optical', process=node)
+    dense = check_image(out['dense_depth'], stamp, 'cam_optical')
     known = mask > 0
     np.testing.assert_allclose(dense[known], truth[known], rtol=0.05)
 
@@ -249,8 +250,8 @@ def test_a_vga_frame_of_several_megabytes_gets_through(masked):
     node, bench = masked
     height, width = 480, 640
     sparse, mask, intensity = plane_frame(height, width, depth_m=2.0, density=0.05, seed=8)
-    stamp = bench.publish_set((sparse, '32FC1'), (intensity, 'mono8'), (mask, 'mono8'), frame_id='cam_optical')
-    out = bench.wait_outputs(stamp, process=node)
+    stamp, out = bench.publish_and_wait((sparse, '32FC1'), (intensity, 'mono8'), (mask, 'mono8'),
+                                        frame_id='cam_optical', process=node)
     dense = decode(out['dense_depth'])
     assert dense.shape == (height, width) and np.isfinite(dense).all()
     np.testing.assert_allclose(dense[mask > 0], 2.0, rtol=0.03)
@@ -338,15 +339,15 @@ def test_runtime_parameter_changes_are_validated_and_applied(masked):
     assert not rejected[0].successful and 'max_depth' in rejected[0].reason
 
     # min_depth 3 filters out the whole plane at 2: cloud all NaN, dense depth unaffected
-    stamp = bench.publish_set((sparse, '32FC1'), (intensity, 'mono8'), (mask, 'mono8'), frame_id='cam_optical')
-    out = bench.wait_outputs(stamp, process=node)
+    stamp, out = bench.publish_and_wait((sparse, '32FC1'), (intensity, 'mono8'), (mask, 'mono8'),
+                                        frame_id='cam_optical', process=node)
     assert np.isnan(cloud_msg_to_array(out['points'])[:, :, :3]).all()
     np.testing.assert_allclose(decode(out['dense_depth']), 2.0, rtol=0.05)
 
     accepted = set_parameters(bench, fqn, node, cloud_stride=4, min_depth=0.0)
     assert all(r.successful for r in accepted), [r.reason for r in accepted]
-    stamp = bench.publish_set((sparse, '32FC1'), (intensity, 'mono8'), (mask, 'mono8'), frame_id='cam_optical')
-    out = bench.wait_outputs(stamp, process=node)
+    stamp, out = bench.publish_and_wait((sparse, '32FC1'), (intensity, 'mono8'), (mask, 'mono8'),
+                                        frame_id='cam_optical', process=node)
     dense = decode(out['dense_depth'])
     check_cloud_geometry(out['points'], dense, 4, FX, FY, CX, CY, stamp, 'cam_optical', intensity)
 
@@ -397,8 +398,7 @@ def test_inverse_depth_without_mask_gives_depth_and_a_cloud_from_fx_fy(robot):
     sparse, _, intensity = plane_frame(H, W, depth_m=2.0, density=0.1, seed=7)
     inverse = np.where(sparse > 0, np.float32(0.5), np.float32(0))     # 1/depth
     bgr = np.dstack([intensity] * 3)
-    stamp = bench.publish_set((inverse, '32FC1'), (bgr, 'bgr8'), frame_id='slam_cam')
-    out = bench.wait_outputs(stamp, process=node)
+    stamp, out = bench.publish_and_wait((inverse, '32FC1'), (bgr, 'bgr8'), frame_id='slam_cam', process=node)
     dense = check_image(out['dense_depth'], stamp, 'slam_cam')
     np.testing.assert_allclose(dense[sparse > 0], 2.0, rtol=0.03)     # depth, not inverse depth
     confidence = check_image(out['dense_confidence'], stamp, 'slam_cam')
@@ -444,8 +444,8 @@ def test_torch_backend_node_matches_the_onnx_backend(model):
         yy = np.arange(H, dtype=np.float32)[:, None]
         depth = np.where(sparse > 0, 1.5 + 0.02 * yy, 0).astype(np.float32)
         inverse = np.where(depth > 0, 1.0 / np.maximum(depth, 1e-6), 0).astype(np.float32)
-        stamp = bench.publish_set((inverse, '32FC1'), (intensity, 'mono8'), frame_id='slam_cam')
-        out = bench.wait_outputs(stamp, process=node)
+        stamp, out = bench.publish_and_wait((inverse, '32FC1'), (intensity, 'mono8'), frame_id='slam_cam',
+                                            process=node)
         dense = check_image(out['dense_depth'], stamp, 'slam_cam')
         known = inverse > 0
         expected = DepthInterpolator(model).interpolate(np.where(known, 1.0 / np.where(known, inverse, 1), 0)
