@@ -113,6 +113,9 @@ PRESETS = {
     'geodesic_light': GeodesicConfig(widths=(8, 16, 24, 32, 48)),
     # a two-level U-Net (half and quarter resolution) and four rounds of harmonic smoothing
     'geodesic_harmonic': GeodesicConfig(widths=(16, 24), blocks=(1, 2), smoothing=(8, 4, 2, 1), smoothing_rounds=4),
+    # the same with five colorization sweeps at full resolution after it
+    'geodesic_swept': GeodesicConfig(widths=(16, 24), blocks=(1, 2), smoothing=(8, 4, 2, 1), smoothing_rounds=4,
+                                     colorization_steps=5, colorization_neighbours=4),
     # the same at half resolution (the same reach and smoothing in full-resolution pixels), then five
     # colorization sweeps at full resolution
     'geodesic_half': GeodesicConfig(widths=(16, 24), blocks=(1, 2), distances=(128, 64, 32, 16, 8, 4, 2, 1, 2, 1),
