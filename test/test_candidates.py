@@ -148,7 +148,8 @@ def test_the_node_runs_a_model_with_the_graph_optimization_its_metadata_names(tm
         DepthInterpolator(model_path=str(tmp_path / 'bad.onnx'), providers=['CPUExecutionProvider'])
 
 
-@pytest.mark.parametrize('name', ['spn_coarse', 'geodesic', 'geodesic_light', 'geodesic_harmonic', 'geodesic_half'])
+@pytest.mark.parametrize('name', ['spn_coarse', 'geodesic', 'geodesic_light', 'geodesic_harmonic', 'geodesic_half',
+                                  'geodesic_swept'])
 def test_committed_candidate_weights_load_and_fill(name):
     # experiments/weights/<name>.pt (model card, "Candidates"): the preset's architecture, loadable for
     # export and `train --init`, and its fill keeps the measurements
