@@ -1,6 +1,6 @@
 """The candidate networks of the next design (learning/unet.py, presets 'unet', 'spn' and
 'spn_coarse'; learning/geodesic.py, presets 'geodesic', 'geodesic_light', 'geodesic_harmonic',
-'geodesic_half'; not shipped): they build from their configs,
+'geodesic_half', 'geodesic_swept'; not shipped): they build from their configs,
 keep measured pixels, follow image edges before training, and export to plain ONNX that matches
 torch and that the node loads with the graph optimization the model asks for."""
 import numpy as np
