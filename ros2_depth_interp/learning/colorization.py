@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .prefill import WEIGHT_FLOOR, local_variance
+from .prefill import WEIGHT_FLOOR, local_variance, similarity
 
 
 def _neighbour_kernels(neighbours):
@@ -46,11 +46,10 @@ class ColorizationSteps(nn.Module):
         """(N, 1, H, W) intensity in [0, 1] -> (N, 8 or 4, H, W) neighbour weights, 0 outside the image."""
         shift = self.shift.to(intensity)
         inside = F.conv2d(torch.ones_like(intensity), shift, padding=1)
-        diff = F.conv2d(intensity, shift, padding=1) - intensity
         variance = local_variance(intensity)
-        pair = (variance + F.conv2d(variance, shift, padding=1)) * (0.5 * self.variance_scale)
-        similarity = torch.exp(-diff * diff / pair.clamp_min(self.sigma_floor * self.sigma_floor))
-        return (similarity + WEIGHT_FLOOR) * inside
+        w = similarity(F.conv2d(intensity, shift, padding=1) - intensity, variance,
+                       F.conv2d(variance, shift, padding=1), self.variance_scale, self.sigma_floor)
+        return (w + WEIGHT_FLOOR) * inside
 
     def forward(self, estimate, held, keep, intensity):
         """``estimate`` (N, 1, H, W) with the measurements ``held`` (0 elsewhere) where ``keep`` is 0

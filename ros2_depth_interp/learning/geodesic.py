@@ -219,8 +219,9 @@ class DepthGeodesic(DepthUNet):
             steps = self.config.edge_gain * torch.exp(out[:, 0:2]) * edge_steps(intensity) + torch.exp(out[:, 2:4])
             estimate = self.propagate(depth, mask, fills[0], steps)
             out = out[:, 4:6]
-        estimate = self.colorize(estimate, depth * mask, 1.0 - mask, intensity)
-        dense = depth * mask + (1.0 - mask) * estimate + out[:, 0:1]
+        held, keep = depth * mask, 1.0 - mask
+        estimate = self.colorize(estimate, held, keep, intensity)
+        dense = held + keep * estimate + out[:, 0:1]
         confidence = torch.sigmoid(out[:, 1:2] + 2.0)
         return dense, confidence
 

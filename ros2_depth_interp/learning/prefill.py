@@ -111,6 +111,14 @@ def local_variance(intensity):
     return (F.avg_pool2d(padded * padded, 3, 1) - mean * mean).clamp_min(0.0)
 
 
+def similarity(diff, variance, neighbour_variance, variance_scale, sigma_floor):
+    """Symmetric neighbour weights w_rs = w_sr = exp(-(I_r - I_s)^2 / s_rs^2) from the intensity
+    difference of r and s, s_rs^2 = ``variance_scale`` x the mean of their 3x3 variances, at least
+    ``sigma_floor``^2."""
+    pair = (variance + neighbour_variance) * (0.5 * variance_scale)
+    return torch.exp(-diff * diff / pair.clamp_min(sigma_floor * sigma_floor))
+
+
 class PyramidPrefill(torch.nn.Module):
     """Domain-transform fill at the coarsest of ``levels`` halvings, then conjugate gradients per
     level, coarse to fine (``iterations``: per level, finest first). See the module docstring."""
@@ -171,11 +179,6 @@ class PyramidPrefill(torch.nn.Module):
                 fill = self._conjugate_gradients(fill, held, free, self._edge_weights(images[level]), steps)
         return fill
 
-    def _similarity(self, diff, variance, neighbour_variance):
-        """Symmetric neighbour weights w_rs = w_sr from the intensity difference of r and s."""
-        pair = (variance + neighbour_variance) * (0.5 * self.variance_scale)
-        return torch.exp(-diff * diff / pair.clamp_min(self.sigma_floor * self.sigma_floor))
-
     def _edge_weights(self, intensity):
         """One (N, 1, H, W) weight per neighbour offset, zero where the neighbour is outside."""
         inside = F.pad(torch.ones_like(intensity), (1, 1, 1, 1))
@@ -184,7 +187,8 @@ class PyramidPrefill(torch.nn.Module):
         padded_variance = F.pad(variance, (1, 1, 1, 1))
         weights = []
         for dy, dx in OFFSETS:
-            w = self._similarity(_shifted(image, dy, dx) - intensity, variance, _shifted(padded_variance, dy, dx))
+            w = similarity(_shifted(image, dy, dx) - intensity, variance, _shifted(padded_variance, dy, dx),
+                           self.variance_scale, self.sigma_floor)
             weights.append((w + WEIGHT_FLOOR) * _shifted(inside, dy, dx))
         return weights
 
