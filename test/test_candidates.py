@@ -1,6 +1,6 @@
 """The candidate networks of the next design (learning/unet.py, presets 'unet', 'spn' and
 'spn_coarse'; learning/geodesic.py, presets 'geodesic', 'geodesic_light', 'geodesic_harmonic',
-'geodesic_half', 'geodesic_swept'; not shipped): they build from their configs,
+'geodesic_half', 'geodesic_swept', 'geodesic_mixed'; not shipped): they build from their configs,
 keep measured pixels, follow image edges before training, and export to plain ONNX that matches
 torch and that the node loads with the graph optimization the model asks for."""
 import numpy as np
@@ -20,9 +20,12 @@ SMALL_HARMONIC = GeodesicConfig(widths=(4, 6), blocks=(0, 1), distances=(32, 8, 
                                 smoothing_rounds=2)
 SMALL_HALF = GeodesicConfig(widths=(4, 6), blocks=(0, 1), distances=(16, 4, 1), smoothing=(2, 1), smoothing_rounds=2,
                             propagation_scale=2, colorization_steps=3, colorization_neighbours=4)
-CANDIDATES = [PRESETS['unet_tiny'], SMALL_SPN, SMALL_COARSE_SPN, SMALL_GEODESIC, SMALL_HARMONIC, SMALL_HALF]
+SMALL_MIXED = GeodesicConfig(widths=(4, 6), blocks=(0, 1), distances=(16, 4, 1), smoothing=(2, 1), smoothing_rounds=2,
+                             propagation_scale=2, fine_distances=(2, 1), fine_smoothing=(1,), fine_smoothing_rounds=1,
+                             colorization_steps=2, colorization_neighbours=4)
+CANDIDATES = [PRESETS['unet_tiny'], SMALL_SPN, SMALL_COARSE_SPN, SMALL_GEODESIC, SMALL_HARMONIC, SMALL_HALF, SMALL_MIXED]
 CANDIDATE_IDS = ['unet_tiny', 'spn_small', 'spn_coarse_small', 'geodesic_small', 'geodesic_harmonic_small',
-                 'geodesic_half_small']
+                 'geodesic_half_small', 'geodesic_mixed_small']
 
 
 def _input(h, w, seed=0):
@@ -49,8 +52,9 @@ def test_candidate_runs_on_its_stride_and_round_trips_its_config(config):
     assert np.median(error[mask]) < 0.05
 
 
-@pytest.mark.parametrize('config', [SMALL_SPN, SMALL_COARSE_SPN, SMALL_GEODESIC, SMALL_HALF],
-                         ids=['spn_small', 'spn_coarse_small', 'geodesic_small', 'geodesic_half_small'])
+@pytest.mark.parametrize('config', [SMALL_SPN, SMALL_COARSE_SPN, SMALL_GEODESIC, SMALL_HALF, SMALL_MIXED],
+                         ids=['spn_small', 'spn_coarse_small', 'geodesic_small', 'geodesic_half_small',
+                              'geodesic_mixed_small'])
 def test_propagation_follows_intensity_before_training(config):
     # the intensity prior of the propagation alone keeps the two surfaces apart: across the step
     # (columns 40-56) it is closer to the truth than the pull-push fill, which ignores intensity
@@ -149,7 +153,7 @@ def test_the_node_runs_a_model_with_the_graph_optimization_its_metadata_names(tm
 
 
 @pytest.mark.parametrize('name', ['spn_coarse', 'geodesic', 'geodesic_light', 'geodesic_harmonic', 'geodesic_half',
-                                  'geodesic_swept'])
+                                  'geodesic_swept', 'geodesic_mixed'])
 def test_committed_candidate_weights_load_and_fill(name):
     # experiments/weights/<name>.pt (model card, "Candidates"): the preset's architecture, loadable for
     # export and `train --init`, and its fill keeps the measurements

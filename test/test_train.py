@@ -118,6 +118,12 @@ def test_smoothing_and_resolution_options_reach_the_geodesic_config():
     full = make_config(build_parser().parse_args(['--preset', 'geodesic_half', '--propagation-scale', '1',
                                                   '--colorization-steps', '0', '--colorization-neighbours', '8']))
     assert (full.propagation_scale, full.colorization_steps, full.colorization_neighbours) == (1, 0, 8)
+    assert make_config(build_parser().parse_args(['--preset', 'geodesic_mixed'])) == PRESETS['geodesic_mixed']
+    fine = make_config(build_parser().parse_args(['--preset', 'geodesic_half', '--fine-distances', '2,1',
+                                                  '--fine-smoothing', '1', '--fine-smoothing-rounds', '3']))
+    assert (fine.fine_distances, fine.fine_smoothing, fine.fine_smoothing_rounds) == ((2, 1), (1,), 3)
+    none = make_config(build_parser().parse_args(['--preset', 'geodesic_mixed', '--fine-distances', '']))
+    assert none.fine_distances == () and none.distances == PRESETS['geodesic_mixed'].distances
 
 
 def test_val_scenes_are_held_out_of_training(tmp_path):

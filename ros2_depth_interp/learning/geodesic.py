@@ -21,9 +21,13 @@ is the image's edges, at full resolution, with a few large operators.
 4. Optionally (``propagation_scale`` 2) points 2 and 3 run at half resolution, on the measurements
    pooled per 2x2 block and the step costs summed over each two-pixel step, and the result is
    upsampled (bilinear) with the measurements put back (the step costs then come from the head at
-   half resolution: the mean of its four sub-pixel outputs); ``colorization_steps`` Jacobi sweeps of the
-   colorization energy at full resolution (``colorization.ColorizationSteps``) then restore what the
-   half resolution lost between dense samples. A quarter of the propagation's work.
+   half resolution: the mean of its four sub-pixel outputs). A quarter of the propagation's work.
+   Optionally (``fine_distances``) the upsampled result is the start of a short propagation at full
+   resolution: every unmeasured pixel holds it with a small certainty (``fine_prior_certainty``), the
+   full-resolution measurements with certainty 1, and the steps at ``fine_distances`` (then
+   ``fine_smoothing``) with the full-resolution step costs correct it where the blocks mixed both
+   sides of an edge. ``colorization_steps`` Jacobi sweeps of the colorization energy at full
+   resolution (``colorization.ColorizationSteps``) then restore what is left between dense samples.
 5. The result, with the measurements put back, plus the U-Net's correction; the confidence from the
    U-Net head.
 
@@ -62,6 +66,12 @@ class GeodesicConfig(UNetConfig):
     # 1: propagate and smooth at full resolution; 2: at half resolution (module docstring, point 4),
     # ``distances`` and ``smoothing`` then in half-resolution pixels
     propagation_scale: int = 1
+    # with propagation_scale 2: a propagation at full resolution from the upsampled result (module
+    # docstring, point 4), its distances (px; (): none), smoothing and the certainty of its start
+    fine_distances: tuple = ()
+    fine_smoothing: tuple = ()
+    fine_smoothing_rounds: int = 0
+    fine_prior_certainty: float = 0.03
     colorization_steps: int = 0               # Jacobi sweeps of the colorization energy at full resolution
     colorization_neighbours: int = 8          # over the 8 or the 4 nearest neighbours
     arch: str = 'geodesic'
@@ -71,18 +81,21 @@ class GeodesicConfig(UNetConfig):
             raise ValueError('geodesic: propagation_scale must be 1 or 2, colorization_steps >= 0 and '
                              'colorization_neighbours 4 or 8, got %r, %r, %r'
                              % (self.propagation_scale, self.colorization_steps, self.colorization_neighbours))
+        if self.fine_distances and (self.propagation_scale != 2 or not 0.0 < self.fine_prior_certainty <= 1.0):
+            raise ValueError('geodesic: fine_distances need propagation_scale 2 and 0 < fine_prior_certainty <= 1, '
+                             'got %r, %r' % (self.propagation_scale, self.fine_prior_certainty))
 
     def to_dict(self):
         d = super().to_dict()
-        d['distances'] = list(self.distances)
-        d['smoothing'] = list(self.smoothing)
+        for key in ('distances', 'smoothing', 'fine_distances', 'fine_smoothing'):
+            d[key] = list(getattr(self, key))
         return d
 
     @classmethod
     def from_dict(cls, d):
         config = super().from_dict(d)
-        config.distances = tuple(config.distances)
-        config.smoothing = tuple(config.smoothing)
+        for key in ('distances', 'smoothing', 'fine_distances', 'fine_smoothing'):
+            setattr(config, key, tuple(getattr(config, key)))
         return config
 
 
@@ -126,21 +139,23 @@ def edge_steps(intensity):
 class GeodesicPropagation(nn.Module):
     """Normalized convolution along straight paths, far to near (module docstring, point 2)."""
 
-    def __init__(self, distances, smoothing=(), smoothing_rounds=0):
+    def __init__(self, distances, smoothing=(), smoothing_rounds=0, prior_certainty=FALLBACK_CERTAINTY):
         super().__init__()
+        self.prior_certainty = float(prior_certainty)
         self.distances = tuple(int(d) for d in distances)
         self.smoothing = tuple(int(d) for d in smoothing) if smoothing_rounds else ()
         self.smoothing_rounds = int(smoothing_rounds) if self.smoothing else 0
 
     def forward(self, depth, mask, fallback, step_costs):
-        """``step_costs`` (N, 2, H, W): cost of the step into each pixel from the left and from above.
+        """``step_costs`` (N, 2, H, W): cost of the step into each pixel from the left and from above;
+        ``fallback``: every unmeasured pixel's start, held with certainty ``prior_certainty``.
         -> the propagated depth (N, 1, H, W), measured pixels included. Always computed in float32
         (the row and column sums of the costs exceed float16's precision)."""
         if depth.dtype != torch.float32:
             return self(depth.float(), mask.float(), fallback.float(), step_costs.float()).to(depth.dtype)
         held = torch.cat([depth * mask, mask], dim=1)
         keep = 1.0 - mask
-        unreached = FALLBACK_CERTAINTY * keep
+        unreached = self.prior_certainty * keep
         state = held + torch.cat([unreached * fallback, unreached], dim=1)   # (depth x certainty, certainty)
         path_weights = self.path_weights(step_costs, keep)
         weights = {d: (torch.cat([w, w], dim=1), scale)   # the same weights for both channels
@@ -199,6 +214,8 @@ class DepthGeodesic(DepthUNet):
         super().__init__(config or GeodesicConfig())
         config = self.config
         self.propagate = GeodesicPropagation(config.distances, config.smoothing, config.smoothing_rounds)
+        self.refine = (GeodesicPropagation(config.fine_distances, config.fine_smoothing, config.fine_smoothing_rounds,
+                                           config.fine_prior_certainty) if config.fine_distances else None)
         self.colorize = ColorizationSteps(config.colorization_steps, config.colorization_neighbours)
         # half resolution -> 2x2 sub-pixels of (cost scale right, down, added cost right, down,
         # depth correction, confidence logit)
@@ -212,35 +229,35 @@ class DepthGeodesic(DepthUNet):
         depth, mask, intensity = x[:, 0:1], x[:, 1:2], x[:, 2:3]
         fills, pyramid = self.pyramid(depth, mask)
         decoded = self.encoder_decoder(depth, mask, intensity, fills, pyramid)
+        out = self.shuffle(self.head(decoded[0]))
+        costs, out = out[:, :COST_CHANNELS], out[:, COST_CHANNELS:]
+        image_steps = edge_steps(intensity)
         if self.config.propagation_scale == 2:
-            out, estimate = self.propagate_at_half_resolution(depth, mask, intensity, fills[0], decoded[0])
+            estimate = self.propagate_at_half_resolution(depth, mask, fills[0], costs, image_steps)
+            if self.refine is not None:
+                estimate = self.refine(depth, mask, estimate, self.step_costs(costs, image_steps))
         else:
-            out = self.shuffle(self.head(decoded[0]))
-            steps = self.config.edge_gain * torch.exp(out[:, 0:2]) * edge_steps(intensity) + torch.exp(out[:, 2:4])
-            estimate = self.propagate(depth, mask, fills[0], steps)
-            out = out[:, 4:6]
+            estimate = self.propagate(depth, mask, fills[0], self.step_costs(costs, image_steps))
         held, keep = depth * mask, 1.0 - mask
         estimate = self.colorize(estimate, held, keep, intensity)
         dense = held + keep * estimate + out[:, 0:1]
         confidence = torch.sigmoid(out[:, 1:2] + 2.0)
         return dense, confidence
 
-    def propagate_at_half_resolution(self, depth, mask, intensity, fallback, features):
+    def step_costs(self, costs, image_steps):
+        """The head's cost channels and the image's step sizes (``edge_steps``) -> the cost of the step
+        into each pixel from the left and from above (N, 2, H, W)."""
+        return self.config.edge_gain * torch.exp(costs[:, 0:2]) * image_steps + torch.exp(costs[:, 2:4])
+
+    def propagate_at_half_resolution(self, depth, mask, fallback, costs, image_steps):
         """The propagation on 2x2 blocks (module docstring, point 4). A block's measurement is the mean
-        of its measured pixels; its step costs come from the head's four sub-pixel outputs averaged
-        (one half-resolution convolution) and the two one-pixel image steps it spans (summed, averaged
-        over the block's two rows or columns). -> (the head's full-resolution correction and confidence
-        logit (N, 2, H, W), the full-resolution estimate with the measurements put back)."""
-        weight = self.head.weight.view(COST_CHANNELS + 2, 4, *self.head.weight.shape[1:])
-        bias = self.head.bias.view(COST_CHANNELS + 2, 4)
-        costs = F.conv2d(features, weight[:COST_CHANNELS].mean(1), bias[:COST_CHANNELS].mean(1), padding=1)
-        out = self.shuffle(F.conv2d(features, weight[COST_CHANNELS:].flatten(0, 1), bias[COST_CHANNELS:].flatten(),
-                                    padding=1))
-        steps = 2.0 * (self.config.edge_gain * torch.exp(costs[:, 0:2]) * F.avg_pool2d(edge_steps(intensity), 2)
-                       + torch.exp(costs[:, 2:4]))
+        of its measured pixels; its step costs come from the head's cost channels averaged over its
+        four sub-pixels and the two one-pixel image steps it spans (summed, averaged over the block's
+        two rows or columns). -> the full-resolution estimate (bilinear) with the measurements put back."""
+        steps = 2.0 * self.step_costs(F.avg_pool2d(costs, 2), F.avg_pool2d(image_steps, 2))
         count = F.avg_pool2d(mask, 2) * 4.0
         block_depth = F.avg_pool2d(depth * mask, 2) * 4.0 / count.clamp_min(1.0)
         block_mask = torch.clamp(count, max=1.0)
         estimate = self.propagate(block_depth, block_mask, F.avg_pool2d(fallback, 2), steps)
         estimate = F.interpolate(estimate, scale_factor=2.0, mode='bilinear', align_corners=False)
-        return out, depth * mask + (1.0 - mask) * estimate
+        return depth * mask + (1.0 - mask) * estimate

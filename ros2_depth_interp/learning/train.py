@@ -60,6 +60,12 @@ def build_parser():
     p.add_argument('--smoothing-rounds', type=int, help="'geodesic' presets: rounds of --smoothing (0: none)")
     p.add_argument('--propagation-scale', type=int, choices=(1, 2),
                    help="'geodesic' presets: propagate at full (1) or half (2) resolution")
+    p.add_argument('--fine-distances', help="'geodesic' presets with --propagation-scale 2: a propagation at "
+                                             "full resolution after the half-resolution one, a comma list of "
+                                             "distances in px, e.g. 4,2,1,2,1 (none: leave it out)")
+    p.add_argument('--fine-smoothing', help="'geodesic' presets: harmonic smoothing after --fine-distances, a "
+                                            "comma list of distances in px (none: leave it out)")
+    p.add_argument('--fine-smoothing-rounds', type=int, help="'geodesic' presets: rounds of --fine-smoothing")
     p.add_argument('--colorization-steps', type=int,
                    help="'geodesic' presets: colorization sweeps at full resolution after the propagation")
     p.add_argument('--colorization-neighbours', type=int, choices=(4, 8),
@@ -128,9 +134,11 @@ def make_config(args):
     if args.propagation:
         cfg['propagation'] = {int(level): int(steps) for level, _, steps in
                               (item.partition(':') for item in args.propagation.split(','))}
-    if args.smoothing is not None:
-        cfg['smoothing'] = [int(x) for x in args.smoothing.split(',') if x.strip()]
-    for key in ('smoothing_rounds', 'propagation_scale', 'colorization_steps', 'colorization_neighbours'):
+    for key in ('smoothing', 'fine_distances', 'fine_smoothing'):
+        if getattr(args, key) is not None:
+            cfg[key] = [int(x) for x in getattr(args, key).split(',') if x.strip()]
+    for key in ('smoothing_rounds', 'fine_smoothing_rounds', 'propagation_scale', 'colorization_steps',
+                'colorization_neighbours'):
         if getattr(args, key) is not None:
             cfg[key] = getattr(args, key)
     apply_prefill_arguments(cfg, args)
