@@ -232,15 +232,18 @@ class DepthGeodesic(DepthUNet):
         out = self.shuffle(self.head(decoded[0]))
         costs, out = out[:, :COST_CHANNELS], out[:, COST_CHANNELS:]
         image_steps = edge_steps(intensity)
+        held, keep = depth * mask, 1.0 - mask
+        # every stage returns the measured pixels with their measured values
         if self.config.propagation_scale == 2:
             estimate = self.propagate_at_half_resolution(depth, mask, fills[0], costs, image_steps)
-            if self.refine is not None:
+            if self.refine is not None:   # the start of unmeasured pixels only
                 estimate = self.refine(depth, mask, estimate, self.step_costs(costs, image_steps))
+            else:
+                estimate = held + keep * estimate
         else:
             estimate = self.propagate(depth, mask, fills[0], self.step_costs(costs, image_steps))
-        held, keep = depth * mask, 1.0 - mask
         estimate = self.colorize(estimate, held, keep, intensity)
-        dense = held + keep * estimate + out[:, 0:1]
+        dense = estimate + out[:, 0:1]
         confidence = torch.sigmoid(out[:, 1:2] + 2.0)
         return dense, confidence
 
@@ -253,11 +256,10 @@ class DepthGeodesic(DepthUNet):
         """The propagation on 2x2 blocks (module docstring, point 4). A block's measurement is the mean
         of its measured pixels; its step costs come from the head's cost channels averaged over its
         four sub-pixels and the two one-pixel image steps it spans (summed, averaged over the block's
-        two rows or columns). -> the full-resolution estimate (bilinear) with the measurements put back."""
+        two rows or columns). -> the full-resolution estimate (bilinear; measured pixels not yet put back)."""
         steps = 2.0 * self.step_costs(F.avg_pool2d(costs, 2), F.avg_pool2d(image_steps, 2))
         count = F.avg_pool2d(mask, 2) * 4.0
         block_depth = F.avg_pool2d(depth * mask, 2) * 4.0 / count.clamp_min(1.0)
         block_mask = torch.clamp(count, max=1.0)
         estimate = self.propagate(block_depth, block_mask, F.avg_pool2d(fallback, 2), steps)
-        estimate = F.interpolate(estimate, scale_factor=2.0, mode='bilinear', align_corners=False)
-        return depth * mask + (1.0 - mask) * estimate
+        return F.interpolate(estimate, scale_factor=2.0, mode='bilinear', align_corners=False)
