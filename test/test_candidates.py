@@ -23,9 +23,13 @@ SMALL_HALF = GeodesicConfig(widths=(4, 6), blocks=(0, 1), distances=(16, 4, 1), 
 SMALL_MIXED = GeodesicConfig(widths=(4, 6), blocks=(0, 1), distances=(16, 4, 1), smoothing=(2, 1), smoothing_rounds=2,
                              propagation_scale=2, fine_distances=(2, 1), fine_smoothing=(1,), fine_smoothing_rounds=1,
                              colorization_steps=2, colorization_neighbours=4)
-CANDIDATES = [PRESETS['unet_tiny'], SMALL_SPN, SMALL_COARSE_SPN, SMALL_GEODESIC, SMALL_HARMONIC, SMALL_HALF, SMALL_MIXED]
+SMALL_CORRECTED = GeodesicConfig(widths=(4, 6), blocks=(0, 1), distances=(32, 8, 2, 1), smoothing=(4, 1),
+                                 smoothing_rounds=2, colorization_steps=2, colorization_neighbours=4,
+                                 correction_width=6, correction_dilations=(1, 2))
+CANDIDATES = [PRESETS['unet_tiny'], SMALL_SPN, SMALL_COARSE_SPN, SMALL_GEODESIC, SMALL_HARMONIC, SMALL_HALF, SMALL_MIXED,
+              SMALL_CORRECTED]
 CANDIDATE_IDS = ['unet_tiny', 'spn_small', 'spn_coarse_small', 'geodesic_small', 'geodesic_harmonic_small',
-                 'geodesic_half_small', 'geodesic_mixed_small']
+                 'geodesic_half_small', 'geodesic_mixed_small', 'geodesic_corrected_small']
 
 
 def _input(h, w, seed=0):

@@ -124,6 +124,10 @@ def test_smoothing_and_resolution_options_reach_the_geodesic_config():
     assert (fine.fine_distances, fine.fine_smoothing, fine.fine_smoothing_rounds) == ((2, 1), (1,), 3)
     none = make_config(build_parser().parse_args(['--preset', 'geodesic_mixed', '--fine-distances', '']))
     assert none.fine_distances == () and none.distances == PRESETS['geodesic_mixed'].distances
+    assert make_config(build_parser().parse_args(['--preset', 'geodesic_corrected'])) == PRESETS['geodesic_corrected']
+    corrected = make_config(build_parser().parse_args(['--preset', 'geodesic_swept', '--correction-width', '8',
+                                                       '--correction-dilations', '1,2']))
+    assert (corrected.correction_width, corrected.correction_dilations) == (8, (1, 2))
 
 
 def test_val_scenes_are_held_out_of_training(tmp_path):

@@ -29,7 +29,9 @@ is the image's edges, at full resolution, with a few large operators.
    sides of an edge. ``colorization_steps`` Jacobi sweeps of the colorization energy at full
    resolution (``colorization.ColorizationSteps``) then restore what is left between dense samples.
 5. The result, with the measurements put back, plus the U-Net's correction; the confidence from the
-   U-Net head.
+   U-Net head. Optionally (``correction_width``) a small network at half resolution looks at this
+   finished fill (``correction.FillCorrection``) and adds its own correction (unmeasured pixels only)
+   and confidence logit.
 
 Untrained (zero-initialized head) it is a classical edge-aware interpolation that already follows
 image edges; training teaches the U-Net where the intensity edges lie about the depth edges.
@@ -43,6 +45,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .colorization import ColorizationSteps
+from .correction import FillCorrection
 from .layers import conv3x3
 from .unet import DepthUNet, UNetConfig
 
@@ -74,6 +77,9 @@ class GeodesicConfig(UNetConfig):
     fine_prior_certainty: float = 0.03
     colorization_steps: int = 0               # Jacobi sweeps of the colorization energy at full resolution
     colorization_neighbours: int = 8          # over the 8 or the 4 nearest neighbours
+    # a network after the fill (``correction.FillCorrection``): its width (0: none) and dilations
+    correction_width: int = 0
+    correction_dilations: tuple = (1, 2, 4)
     arch: str = 'geodesic'
 
     def __post_init__(self):
@@ -81,20 +87,22 @@ class GeodesicConfig(UNetConfig):
             raise ValueError('geodesic: propagation_scale must be 1 or 2, colorization_steps >= 0 and '
                              'colorization_neighbours 4 or 8, got %r, %r, %r'
                              % (self.propagation_scale, self.colorization_steps, self.colorization_neighbours))
+        if self.correction_width < 0:
+            raise ValueError('geodesic: correction_width must be >= 0 (0: no correction), got %r' % self.correction_width)
         if self.fine_distances and (self.propagation_scale != 2 or not 0.0 < self.fine_prior_certainty <= 1.0):
             raise ValueError('geodesic: fine_distances need propagation_scale 2 and 0 < fine_prior_certainty <= 1, '
                              'got %r, %r' % (self.propagation_scale, self.fine_prior_certainty))
 
     def to_dict(self):
         d = super().to_dict()
-        for key in ('distances', 'smoothing', 'fine_distances', 'fine_smoothing'):
+        for key in ('distances', 'smoothing', 'fine_distances', 'fine_smoothing', 'correction_dilations'):
             d[key] = list(getattr(self, key))
         return d
 
     @classmethod
     def from_dict(cls, d):
         config = super().from_dict(d)
-        for key in ('distances', 'smoothing', 'fine_distances', 'fine_smoothing'):
+        for key in ('distances', 'smoothing', 'fine_distances', 'fine_smoothing', 'correction_dilations'):
             setattr(config, key, tuple(getattr(config, key)))
         return config
 
@@ -217,6 +225,8 @@ class DepthGeodesic(DepthUNet):
         self.refine = (GeodesicPropagation(config.fine_distances, config.fine_smoothing, config.fine_smoothing_rounds,
                                            config.fine_prior_certainty) if config.fine_distances else None)
         self.colorize = ColorizationSteps(config.colorization_steps, config.colorization_neighbours)
+        self.correct = (FillCorrection(config.widths[0], config.correction_width, config.correction_dilations)
+                        if config.correction_width else None)
         # half resolution -> 2x2 sub-pixels of (cost scale right, down, added cost right, down,
         # depth correction, confidence logit)
         self.head = conv3x3(config.widths[0], (COST_CHANNELS + 2) * 4)
@@ -243,8 +253,12 @@ class DepthGeodesic(DepthUNet):
         else:
             estimate = self.propagate(depth, mask, fills[0], self.step_costs(costs, image_steps))
         estimate = self.colorize(estimate, held, keep, intensity)
-        dense = estimate + out[:, 0:1]
-        confidence = torch.sigmoid(out[:, 1:2] + 2.0)
+        correction, logit = out[:, 0:1], out[:, 1:2]
+        if self.correct is not None:   # a second look, at the finished fill
+            more, more_logit = self.correct(estimate, mask, intensity, fills[1], decoded[0])
+            correction, logit = correction + keep * more, logit + more_logit
+        dense = estimate + correction
+        confidence = torch.sigmoid(logit + 2.0)
         return dense, confidence
 
     def step_costs(self, costs, image_steps):

@@ -121,6 +121,9 @@ PRESETS = {
     'geodesic_half': GeodesicConfig(widths=(16, 24), blocks=(1, 2), distances=(128, 64, 32, 16, 8, 4, 2, 1, 2, 1),
                                     smoothing=(4, 2, 1), smoothing_rounds=4, propagation_scale=2,
                                     colorization_steps=5, colorization_neighbours=4),
+    # geodesic_swept, then a small network at half resolution that sees the finished fill and corrects it
+    'geodesic_corrected': GeodesicConfig(widths=(16, 24), blocks=(1, 2), smoothing=(8, 4, 2, 1), smoothing_rounds=4,
+                                         colorization_steps=5, colorization_neighbours=4, correction_width=16),
     # geodesic_half, then a short propagation at full resolution from its result (4, 2, 1, 2, 1 px)
     # before the colorization sweeps
     'geodesic_mixed': GeodesicConfig(widths=(16, 24), blocks=(1, 2), distances=(128, 64, 32, 16, 8, 4, 2, 1, 2, 1),

@@ -70,6 +70,9 @@ def build_parser():
                    help="'geodesic' presets: colorization sweeps at full resolution after the propagation")
     p.add_argument('--colorization-neighbours', type=int, choices=(4, 8),
                    help="'geodesic' presets: neighbours of each colorization sweep")
+    p.add_argument('--correction-width', type=int,
+                   help="'geodesic' presets: width of the network that corrects the finished fill (0: none)")
+    p.add_argument('--correction-dilations', help="'geodesic' presets: that network's dilations, e.g. 1,2,4")
     add_prefill_arguments(p)
     p.add_argument('--steps', type=int, default=70000)
     p.add_argument('--lr', type=float, default=1e-4)
@@ -134,11 +137,11 @@ def make_config(args):
     if args.propagation:
         cfg['propagation'] = {int(level): int(steps) for level, _, steps in
                               (item.partition(':') for item in args.propagation.split(','))}
-    for key in ('smoothing', 'fine_distances', 'fine_smoothing'):
+    for key in ('smoothing', 'fine_distances', 'fine_smoothing', 'correction_dilations'):
         if getattr(args, key) is not None:
             cfg[key] = [int(x) for x in getattr(args, key).split(',') if x.strip()]
     for key in ('smoothing_rounds', 'fine_smoothing_rounds', 'propagation_scale', 'colorization_steps',
-                'colorization_neighbours'):
+                'colorization_neighbours', 'correction_width'):
         if getattr(args, key) is not None:
             cfg[key] = getattr(args, key)
     apply_prefill_arguments(cfg, args)
