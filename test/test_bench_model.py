@@ -6,7 +6,9 @@ up; the speed itself is never checked here.
 import json
 import math
 import os
+import time
 
+import numpy as np
 import pytest
 
 from ros2_depth_interp.tools import bench, bench_model, onnx_profile
@@ -82,7 +84,7 @@ def test_interleaved_rounds_sample_every_method_and_baselines_every_nth_round():
             return 0.002, (0.001 if self.kind == 'onnx' else None)
     methods = [Fake('a', 'onnx'), Fake('b', 'onnx'), Fake('c', 'baseline')]
     samples = bench_model.time_interleaved(methods, {(8, 8): 's1', (9, 9): 's2'}, rounds=6, warmup_rounds=2,
-                                           baseline_every=3, progress=False)
+                                           baseline_every=3, progress=False, settle=0.0)
     assert len(samples[('a', (8, 8))]['total']) == 6 and len(samples[('b', (9, 9))]['network']) == 6
     assert len(samples[('c', (8, 8))]['total']) == 2 and samples[('c', (8, 8))]['network'] == []
     first_round = [label for label, frame in calls[:4] if frame == 's1']
@@ -91,6 +93,22 @@ def test_interleaved_rounds_sample_every_method_and_baselines_every_nth_round():
     stats = bench_model.latency_stats([0.001, 0.002, 0.003])
     assert stats['p50_ms'] == pytest.approx(2.0) and stats['n'] == 3 and stats['p99_over_p50'] > 1
     assert bench_model.latency_stats([]) is None
+
+
+def test_every_call_waits_for_the_previous_session_to_settle():
+    # the pause comes before each call, baselines included, so no session's threads still spin
+    starts = []
+
+    class Recorder:
+        def __init__(self, label, kind):
+            self.label, self.kind = label, kind
+
+        def __call__(self, frame):
+            starts.append(time.perf_counter())
+            return 0.0, None
+    bench_model.time_interleaved([Recorder('a', 'onnx'), Recorder('b', 'baseline')], {(8, 8): 's'}, rounds=2,
+                                 warmup_rounds=0, baseline_every=1, progress=False, settle=0.03)
+    assert len(starts) == 4 and min(np.diff(starts)) >= 0.03
 
 
 def test_model_only_run_writes_json_markdown_and_plot(tiny_model_path, tmp_path, capsys):
@@ -105,6 +123,7 @@ def test_model_only_run_writes_json_markdown_and_plot(tiny_model_path, tmp_path,
     assert [m['label'] for m in report['methods']] == labels
     assert [m['kind'] for m in report['methods']] == ['onnx', 'onnx', 'baseline']
     assert report['sizes'] == ['40x24', '33x17'] and report['frame']['mask'] == 'gradient'
+    assert report['settle_ms'] == 50.0
     for label in labels:
         for size in report['sizes']:
             row = report['latency'][label][size]
@@ -136,6 +155,8 @@ def test_model_only_refuses_bad_options(tmp_path):
         bench_model.parse_args(['--sizes', '4x4'])
     with pytest.raises(SystemExit):
         bench_model.parse_args(['--rounds', '0'])
+    with pytest.raises(SystemExit):
+        bench_model.parse_args(['--settle-ms', '-1'])
     with pytest.raises(SystemExit):
         bench_model.main(['--model', str(tmp_path / 'missing.onnx'), '--out', str(tmp_path)])
 

@@ -13,7 +13,11 @@ In one process, on the same realistic semi-dense frame per size (a synthetic sce
 Rounds are interleaved: each round runs every method once per size, in an order rotated from round
 to round, so that a CPU whose speed drifts (other processes, thermal limits) affects every method
 alike. The first ``--warmup-rounds`` rounds are left out. The baselines take seconds per frame and
-run every ``--baseline-every``-th round only.
+run every ``--baseline-every``-th round only. Before every call the benchmark waits ``--settle-ms``
+(default 50 ms): each ONNX Runtime session keeps its intra-op threads spinning for a while after a
+run, and without the pause they take the cores from the next model's run (on a 2-core VM this added
+about 25 ms per call at 463x370). The node runs one session, so the settled time is what it gets for
+frames that arrive at up to about 10 Hz.
 
 Per ONNX model it also reports the graph (node count, op-type histogram, opset, parameters) and
 ONNX Runtime's per-operator profile at each size (``onnx_profile``: time per op type, the share of
@@ -139,11 +143,12 @@ def rotated(items, shift):
     return items[shift:] + items[:shift]
 
 
-def time_interleaved(methods, frames, rounds, warmup_rounds=3, baseline_every=6, progress=True):
+def time_interleaved(methods, frames, rounds, warmup_rounds=3, baseline_every=6, progress=True, settle=0.05):
     """Round-robin timing. Returns {(label, size): {'total': [s...], 'network': [s...]}}.
 
-    Each round runs every method once per size (order rotated per round); baselines run in every
-    ``baseline_every``-th counted round only (0: never) and not in the warm-up rounds."""
+    Each round runs every method once per size (order rotated per round), each call after a pause of
+    ``settle`` seconds (module docstring); baselines run in every ``baseline_every``-th counted round
+    only (0: never) and not in the warm-up rounds."""
     samples = {(m.label, size): {'total': [], 'network': []} for m in methods for size in frames}
     started = time.perf_counter()
     total_rounds = warmup_rounds + rounds
@@ -154,6 +159,7 @@ def time_interleaved(methods, frames, rounds, warmup_rounds=3, baseline_every=6,
                 if method.kind == 'baseline' and not (
                         counted and baseline_every and (r - warmup_rounds) % baseline_every == 0):
                     continue
+                time.sleep(settle)
                 total, network = method(frame)
                 if counted:
                     samples[(method.label, size)]['total'].append(total)
@@ -266,12 +272,12 @@ def target_checks(report):
 def markdown(report):
     machine = report['machine']
     head = ('# depth_interp bench --model-only (%s)\n\nmachine: %s, %s CPUs, load average at the end %s; '
-            'ONNX Runtime %s, %d intra-op threads; %d rounds (%d warm-up rounds left out), baselines every %s '
-            'rounds; frame: synthetic seed %d, %s mask, %.0f %% known\n\n' % (
+            'ONNX Runtime %s, %d intra-op threads; %d rounds (%d warm-up rounds left out), %g ms pause before '
+            'each call, baselines every %s rounds; frame: synthetic seed %d, %s mask, %.0f %% known\n\n' % (
                 time.strftime('%Y-%m-%d %H:%M', time.localtime(report['started'])), machine.get('cpu', '?'),
                 machine.get('cpus'), ', '.join('%.1f' % v for v in machine.get('load_average', ())),
                 machine.get('onnxruntime'), report['threads'], report['rounds'], report['warmup_rounds'],
-                report['baseline_every'] or 'no', report['frame']['seed'], report['frame']['mask'],
+                report.get('settle_ms', 0), report['baseline_every'] or 'no', report['frame']['seed'], report['frame']['mask'],
                 100 * report['frame']['density']))
     models = ''.join('- %s: `%s`\n' % (m['label'], m['path']) for m in report['methods'] if m['path'])
     return (head + models + '\n## Latency per frame\n\n' + latency_table(report)
@@ -347,6 +353,9 @@ def parse_args(argv=None):
     p.add_argument('--warmup-rounds', type=int, default=3)
     p.add_argument('--baseline-every', type=int, default=6,
                    help='run the baselines in every N-th round (0: never; default %(default)s)')
+    p.add_argument('--settle-ms', type=float, default=50.0,
+                   help='pause before every timed call, so that no other session\'s threads still spin '
+                        '(default %(default)s; module docstring)')
     p.add_argument('--profile-runs', type=int, default=10, help='profiled runs per model and size')
     p.add_argument('--threads', type=int, default=os.cpu_count() or 1, help='ONNX Runtime intra-op threads')
     p.add_argument('--out', default='out/bench', help='output folder')
@@ -355,8 +364,9 @@ def parse_args(argv=None):
         args.sizes = [_size(s) for s in args.sizes.split(',') if s.strip()]
     except argparse.ArgumentTypeError as exc:
         p.error(str(exc))
-    if args.rounds < 1 or args.warmup_rounds < 0 or args.baseline_every < 0 or args.profile_runs < 1:
-        p.error('--rounds and --profile-runs must be >= 1, --warmup-rounds and --baseline-every >= 0')
+    if (args.rounds < 1 or args.warmup_rounds < 0 or args.baseline_every < 0 or args.profile_runs < 1
+            or not args.settle_ms >= 0):
+        p.error('--rounds and --profile-runs must be >= 1, --warmup-rounds, --baseline-every and --settle-ms >= 0')
     if not args.sizes:
         p.error('--sizes is empty')
     return args
@@ -382,7 +392,7 @@ def build_report(args, methods, samples, model_note, started, command):
     return {
         'machine': machine_info(include_torch=False), 'command': command, 'started': started,
         'threads': args.threads, 'rounds': args.rounds, 'warmup_rounds': args.warmup_rounds,
-        'baseline_every': args.baseline_every, 'model_note': model_note,
+        'baseline_every': args.baseline_every, 'settle_ms': args.settle_ms, 'model_note': model_note,
         'frame': {'source': 'synthetic (replay.synthetic_frames)', 'seed': FRAME_SEED, 'mask': FRAME_MASK,
                   'density': FRAME_DENSITY},
         'sizes': [size_name(s) for s in args.sizes],
@@ -424,7 +434,8 @@ def main(argv=None):
     frames = benchmark_frames(args.sizes)
     print('bench --model-only: %s at %s, %d rounds' % (', '.join(m.label for m in methods),
                                                       ', '.join(map(size_name, args.sizes)), args.rounds), flush=True)
-    samples = time_interleaved(methods, frames, args.rounds, args.warmup_rounds, args.baseline_every)
+    samples = time_interleaved(methods, frames, args.rounds, args.warmup_rounds, args.baseline_every,
+                               settle=args.settle_ms / 1000.0)
     command = 'depth_interp bench --model-only ' + ' '.join(sys.argv[1:] if argv is None else argv)
     report = build_report(args, methods, samples, model_note, started, command)
     report['models'] = profile_models(methods, frames, args.profile_runs, args.threads)
