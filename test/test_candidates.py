@@ -1,6 +1,6 @@
 """The candidate networks of the next design (learning/unet.py, presets 'unet', 'spn' and
 'spn_coarse'; learning/geodesic.py, presets 'geodesic', 'geodesic_light', 'geodesic_harmonic',
-'geodesic_half', 'geodesic_swept', 'geodesic_mixed'; not shipped): they build from their configs,
+'geodesic_half', 'geodesic_swept', 'geodesic_mixed', 'geodesic_corrected'; not shipped): they build from their configs,
 keep measured pixels, follow image edges before training, and export to plain ONNX that matches
 torch and that the node loads with the graph optimization the model asks for."""
 import numpy as np
@@ -157,7 +157,7 @@ def test_the_node_runs_a_model_with_the_graph_optimization_its_metadata_names(tm
 
 
 @pytest.mark.parametrize('name', ['spn_coarse', 'geodesic', 'geodesic_light', 'geodesic_harmonic', 'geodesic_half',
-                                  'geodesic_swept', 'geodesic_mixed'])
+                                  'geodesic_swept', 'geodesic_mixed', 'geodesic_corrected'])
 def test_committed_candidate_weights_load_and_fill(name):
     # experiments/weights/<name>.pt (model card, "Candidates"): the preset's architecture, loadable for
     # export and `train --init`, and its fill keeps the measurements
