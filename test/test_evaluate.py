@@ -128,6 +128,22 @@ def test_same_masks_for_every_method_and_reproducible(data):
     assert other['uniform@0.20']['SceneA']['a']['all'] != first['uniform@0.20']['SceneA']['a']['all']
 
 
+def test_every_timed_call_comes_after_a_pause(data):
+    # the previous method's ONNX Runtime threads may still spin: each call waits SETTLE_S first,
+    # and the pause is not counted in the method's time
+    import time
+    frames = evaluate.load_middlebury_frames(data, SCENES[:1])
+    starts = []
+
+    def fn(depth, mask, intensity):
+        starts.append(time.perf_counter())
+        return BASELINES['nearest'](depth, mask, intensity)
+
+    results, _ = evaluate.evaluate(frames, ['uniform@0.20'], {'a': fn, 'b': fn}, progress=False, repeat=2)
+    assert len(starts) == 4 and min(np.diff(starts)) >= evaluate.SETTLE_S
+    assert results['uniform@0.20']['SceneA']['a']['time_s'] < evaluate.SETTLE_S
+
+
 def test_a_failing_method_is_reported_not_fatal(data):
     frames = evaluate.load_middlebury_frames(data, SCENES[:1])
 
