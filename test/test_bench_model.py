@@ -72,23 +72,26 @@ def test_parse_compare_labels_and_missing_files(tmp_path):
     assert bench_model.rotated([1, 2, 3], 4) == [2, 3, 1]
 
 
+class FakeMethod:
+    """A method for ``time_interleaved`` that records (label, frame, start time) in ``calls``."""
+
+    def __init__(self, label, kind, calls):
+        self.label, self.kind, self.calls = label, kind, calls
+
+    def __call__(self, frame):
+        self.calls.append((self.label, frame, time.perf_counter()))
+        return 0.002, (0.001 if self.kind == 'onnx' else None)
+
+
 def test_interleaved_rounds_sample_every_method_and_baselines_every_nth_round():
     calls = []
-
-    class Fake:
-        def __init__(self, label, kind):
-            self.label, self.kind = label, kind
-
-        def __call__(self, frame):
-            calls.append((self.label, frame))
-            return 0.002, (0.001 if self.kind == 'onnx' else None)
-    methods = [Fake('a', 'onnx'), Fake('b', 'onnx'), Fake('c', 'baseline')]
+    methods = [FakeMethod('a', 'onnx', calls), FakeMethod('b', 'onnx', calls), FakeMethod('c', 'baseline', calls)]
     samples = bench_model.time_interleaved(methods, {(8, 8): 's1', (9, 9): 's2'}, rounds=6, warmup_rounds=2,
                                            baseline_every=3, progress=False, settle=0.0)
     assert len(samples[('a', (8, 8))]['total']) == 6 and len(samples[('b', (9, 9))]['network']) == 6
     assert len(samples[('c', (8, 8))]['total']) == 2 and samples[('c', (8, 8))]['network'] == []
-    first_round = [label for label, frame in calls[:4] if frame == 's1']
-    second_round = [label for label, frame in calls[4:8] if frame == 's1']
+    first_round = [label for label, frame, _ in calls[:4] if frame == 's1']
+    second_round = [label for label, frame, _ in calls[4:8] if frame == 's1']
     assert first_round == ['a', 'b'] and second_round == ['b', 'a']     # order rotates
     stats = bench_model.latency_stats([0.001, 0.002, 0.003])
     assert stats['p50_ms'] == pytest.approx(2.0) and stats['n'] == 3 and stats['p99_over_p50'] > 1
@@ -97,17 +100,10 @@ def test_interleaved_rounds_sample_every_method_and_baselines_every_nth_round():
 
 def test_every_call_waits_for_the_previous_session_to_settle():
     # the pause comes before each call, baselines included, so no session's threads still spin
-    starts = []
-
-    class Recorder:
-        def __init__(self, label, kind):
-            self.label, self.kind = label, kind
-
-        def __call__(self, frame):
-            starts.append(time.perf_counter())
-            return 0.0, None
-    bench_model.time_interleaved([Recorder('a', 'onnx'), Recorder('b', 'baseline')], {(8, 8): 's'}, rounds=2,
-                                 warmup_rounds=0, baseline_every=1, progress=False, settle=0.03)
+    calls = []
+    bench_model.time_interleaved([FakeMethod('a', 'onnx', calls), FakeMethod('b', 'baseline', calls)], {(8, 8): 's'},
+                                 rounds=2, warmup_rounds=0, baseline_every=1, progress=False, settle=0.03)
+    starts = [start for _, _, start in calls]
     assert len(starts) == 4 and min(np.diff(starts)) >= 0.03
 
 

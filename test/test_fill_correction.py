@@ -56,7 +56,8 @@ def test_the_correction_does_not_depend_on_the_absolute_depth():
     # a fill shifted by a constant gives the same correction: only differences of the fill enter
     net = _with_random_correction().correct
     torch.manual_seed(1)
-    fill, mask, intensity = torch.rand(1, 1, 16, 24) + 1.0, (torch.rand(1, 1, 16, 24) < 0.2).float(), torch.rand(1, 1, 16, 24)
+    fill, mask = torch.rand(1, 1, 16, 24) + 1.0, (torch.rand(1, 1, 16, 24) < 0.2).float()
+    intensity = torch.rand(1, 1, 16, 24)
     smooth, features = torch.nn.functional.avg_pool2d(fill, 2) + 0.1, torch.rand(1, 4, 8, 12)
     with torch.no_grad():
         a = net(fill, mask, intensity, smooth, features)

@@ -44,6 +44,12 @@ class InterpolationResult:
     timings: dict = field(default_factory=dict)   # seconds: normalize, infer, finish
 
 
+# After a run an ONNX Runtime session keeps its intra-op threads spinning for a while; a timing that
+# follows another session's run waits this long first, or those threads share the cores with it
+# (about 25 ms more per call at 463x370 on a 2-core VM). The node runs one session and needs no pause.
+SETTLE_S = 0.05
+
+
 def onnx_session(path, providers, threads=0, profile_prefix=None):
     """An ONNX Runtime session of ``path`` with the node's settings: the graph optimization level
     that the model's metadata ``ort_graph_optimization`` names ('all' when it names none; a model

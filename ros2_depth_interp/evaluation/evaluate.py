@@ -34,6 +34,7 @@ import numpy as np
 
 from . import metrics as _metrics
 from .baselines import BASELINES
+from ..core.inference import SETTLE_S
 from ..core.resources import default_model_path, shared_data_dir
 from ..learning.datasets import HELD_OUT_SCENES
 
@@ -190,11 +191,6 @@ def _warm_up(fn, frames):
 # The run
 # ---------------------------------------------------------------------------------------------
 
-# pause before every timed call: ONNX Runtime's intra-op threads keep spinning after a run and would
-# share the cores with the next method (the shipped model right after the model under test)
-SETTLE_S = 0.05
-
-
 def evaluate(frames, protocols, methods, seed=0, figure_dir=None, figure_frames=(), figure_protocols=(),
              progress=True, repeat=1):
     """Run every method on every (protocol, frame); return ``(results, figures)``.
@@ -202,9 +198,11 @@ def evaluate(frames, protocols, methods, seed=0, figure_dir=None, figure_frames=
     ``methods``: ordered mapping name -> fn(depth, mask, intensity). ``results[label][frame][method]``
     is ``dict(all=metrics, unknown=metrics, time_s=seconds, time_min_s=seconds)`` or
     ``dict(error=message)``. Each method runs ``repeat`` times per input, each call after a pause of
-    ``SETTLE_S``: ``time_s`` is the median wall time, ``time_min_s`` the fastest call (on a shared
-    machine the minimum is the least disturbed), ``cpu_s`` the median CPU time of this process (all its threads: above the wall time
-    for multi-threaded methods, and much less sensitive to other processes than wall time).
+    ``SETTLE_S`` (``core.inference``: the shipped model runs right after the model under test):
+    ``time_s`` is the median wall time, ``time_min_s`` the fastest call (on a shared machine the
+    minimum is the least disturbed), ``cpu_s`` the median CPU time of this process (all its threads:
+    above the wall time for multi-threaded methods, and much less sensitive to other processes than
+    wall time).
     Figures are written for the frames in ``figure_frames`` under the protocols in
     ``figure_protocols`` when ``figure_dir`` is given; their paths are returned.
     """

@@ -88,7 +88,8 @@ class GeodesicConfig(UNetConfig):
                              'colorization_neighbours 4 or 8, got %r, %r, %r'
                              % (self.propagation_scale, self.colorization_steps, self.colorization_neighbours))
         if self.correction_width < 0:
-            raise ValueError('geodesic: correction_width must be >= 0 (0: no correction), got %r' % self.correction_width)
+            raise ValueError('geodesic: correction_width must be >= 0 (0: no correction), got %r'
+                             % self.correction_width)
         if self.fine_distances and (self.propagation_scale != 2 or not 0.0 < self.fine_prior_certainty <= 1.0):
             raise ValueError('geodesic: fine_distances need propagation_scale 2 and 0 < fine_prior_certainty <= 1, '
                              'got %r, %r' % (self.propagation_scale, self.fine_prior_certainty))

@@ -14,10 +14,9 @@ Rounds are interleaved: each round runs every method once per size, in an order 
 to round, so that a CPU whose speed drifts (other processes, thermal limits) affects every method
 alike. The first ``--warmup-rounds`` rounds are left out. The baselines take seconds per frame and
 run every ``--baseline-every``-th round only. Before every call the benchmark waits ``--settle-ms``
-(default 50 ms): each ONNX Runtime session keeps its intra-op threads spinning for a while after a
-run, and without the pause they take the cores from the next model's run (on a 2-core VM this added
-about 25 ms per call at 463x370). The node runs one session, so the settled time is what it gets for
-frames that arrive at up to about 10 Hz.
+(default ``core.inference.SETTLE_S``, 50 ms), so that the spinning threads of the session run just
+before do not share the cores with this one. The node runs one session, so the settled time is what
+it gets for frames that arrive at up to about 10 Hz.
 
 Per ONNX model it also reports the graph (node count, op-type histogram, opset, parameters) and
 ONNX Runtime's per-operator profile at each size (``onnx_profile``: time per op type, the share of
@@ -37,6 +36,7 @@ import numpy as np
 
 from . import onnx_profile
 from .bench_device import machine_info
+from ..core.inference import SETTLE_S
 from ..core.preprocess import prepare
 
 DEFAULT_SIZES = '463x370,640x480'
@@ -143,7 +143,7 @@ def rotated(items, shift):
     return items[shift:] + items[:shift]
 
 
-def time_interleaved(methods, frames, rounds, warmup_rounds=3, baseline_every=6, progress=True, settle=0.05):
+def time_interleaved(methods, frames, rounds, warmup_rounds=3, baseline_every=6, progress=True, settle=SETTLE_S):
     """Round-robin timing. Returns {(label, size): {'total': [s...], 'network': [s...]}}.
 
     Each round runs every method once per size (order rotated per round), each call after a pause of
@@ -277,8 +277,8 @@ def markdown(report):
                 time.strftime('%Y-%m-%d %H:%M', time.localtime(report['started'])), machine.get('cpu', '?'),
                 machine.get('cpus'), ', '.join('%.1f' % v for v in machine.get('load_average', ())),
                 machine.get('onnxruntime'), report['threads'], report['rounds'], report['warmup_rounds'],
-                report.get('settle_ms', 0), report['baseline_every'] or 'no', report['frame']['seed'], report['frame']['mask'],
-                100 * report['frame']['density']))
+                report.get('settle_ms', 0), report['baseline_every'] or 'no', report['frame']['seed'],
+                report['frame']['mask'], 100 * report['frame']['density']))
     models = ''.join('- %s: `%s`\n' % (m['label'], m['path']) for m in report['methods'] if m['path'])
     return (head + models + '\n## Latency per frame\n\n' + latency_table(report)
             + '\n## Graphs\n\n' + graph_table(report)
@@ -353,7 +353,7 @@ def parse_args(argv=None):
     p.add_argument('--warmup-rounds', type=int, default=3)
     p.add_argument('--baseline-every', type=int, default=6,
                    help='run the baselines in every N-th round (0: never; default %(default)s)')
-    p.add_argument('--settle-ms', type=float, default=50.0,
+    p.add_argument('--settle-ms', type=float, default=1000.0 * SETTLE_S,
                    help='pause before every timed call, so that no other session\'s threads still spin '
                         '(default %(default)s; module docstring)')
     p.add_argument('--profile-runs', type=int, default=10, help='profiled runs per model and size')
