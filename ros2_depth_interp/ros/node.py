@@ -494,8 +494,24 @@ class DepthInterpNode(Node):
 
 def main(args=None):
     """Entry point of ``depth_interp_node``: 0 on a clean stop, 2 on a configuration error."""
+    ros_started = []
+
+    def on_sigint(signum, frame):
+        # rclpy.init installs its own SIGINT handler, which shuts the context down (that stops the
+        # executor) and then calls this one. Ctrl-C in a terminal reaches every process of its group,
+        # ros2 launch included, which then forwards one more SIGINT: from the first one on, SIGINT is
+        # ignored, so that no KeyboardInterrupt can land in the middle of the stop.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if not ros_started:     # before rclpy.init there is no context to shut down
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_sigint)
     try:
         rclpy.init(args=args)
+        ros_started.append(True)
+    except KeyboardInterrupt:
+        rclpy.try_shutdown()
+        return 0
     except Exception as exc:  # e.g. malformed --ros-args
         print('depth_interp: cannot start ROS: %s' % exc, file=sys.stderr)
         return EXIT_CONFIG_ERROR
@@ -508,6 +524,12 @@ def main(args=None):
         return EXIT_CONFIG_ERROR
     except (KeyboardInterrupt, ExternalShutdownException):
         rclpy.try_shutdown()
+        return 0
+    except RuntimeError:
+        # a stop signal during start-up shuts the context down under the constructor, whose next
+        # publisher or subscription then raises RCLError: a clean stop too
+        if rclpy.ok():
+            raise
         return 0
     executor = SingleThreadedExecutor()
     executor.add_node(node)
@@ -522,9 +544,7 @@ def main(args=None):
         if rclpy.ok():
             raise
     finally:
-        # Ctrl-C in a terminal reaches every process of its group, ros2 launch included, which then
-        # forwards one more SIGINT: it must not cut short the stop already under way
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)   # a stop for any other reason: no SIGINT cuts it short
         executor.remove_node(node)
         node.destroy_node()
         executor.shutdown()

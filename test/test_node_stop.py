@@ -1,0 +1,59 @@
+"""Ctrl-C stops the node cleanly, however the signals fall.
+
+Ctrl-C in a terminal sends SIGINT to every process of the group, and ``ros2 launch`` then forwards one
+more to each node, so a node gets two SIGINTs a few milliseconds apart; a stop requested while the node
+is still starting up (its model loaded, its publishers not yet created) must end cleanly as well.
+Each case runs the real node process and expects exit code 0 and no traceback.
+"""
+import signal
+import time
+
+import pytest
+
+from node_helpers import RUN_NS, NodeProcess, tiny_model, wait_until
+
+NS = RUN_NS + '/stop'
+
+
+@pytest.fixture(scope='module')
+def model(tmp_path_factory):
+    return tiny_model(tmp_path_factory.mktemp('model'))
+
+
+def _start(model):
+    return NodeProcess(['-r', '__ns:=' + NS, '-p', 'model_path:=' + model,
+                        '-p', 'providers:=[CPUExecutionProvider]', '-p', 'intra_op_threads:=1'])
+
+
+def _double_sigint(node, gap_s):
+    node.proc.send_signal(signal.SIGINT)
+    time.sleep(gap_s)
+    if node.poll() is None:
+        node.proc.send_signal(signal.SIGINT)
+    return node.wait(30.0)
+
+
+@pytest.mark.parametrize('gap_s', [0.0, 0.002, 0.02])
+def test_two_sigints_close_together_stop_a_running_node_cleanly(model, gap_s):
+    node = _start(model)
+    try:
+        wait_until(lambda: 'listening on' in node.output(), what='the node to start', process=node)
+        rc = _double_sigint(node, gap_s)
+    finally:
+        node.stop()
+    output = node.output()
+    assert rc == 0, output[-3000:]
+    assert 'Traceback' not in output, output[-3000:]
+
+
+def test_sigint_while_the_node_sets_up_its_topics_stops_it_cleanly(model):
+    # the model-loaded line comes after rclpy.init and before the publishers and subscriptions exist
+    node = _start(model)
+    try:
+        wait_until(lambda: 'loaded; backend' in node.output(), what='the model to load', process=node)
+        rc = _double_sigint(node, 0.002)
+    finally:
+        node.stop()
+    output = node.output()
+    assert rc == 0, output[-3000:]
+    assert 'Traceback' not in output, output[-3000:]
