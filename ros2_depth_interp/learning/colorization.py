@@ -61,7 +61,8 @@ class ColorizationSteps(nn.Module):
         weights = self.weights(intensity)
         shift = self.shift.to(estimate)
         total = torch.ones(1, shift.shape[0], 1, 1, dtype=estimate.dtype, device=estimate.device)
-        scale = keep / F.conv2d(weights, total)
+        # each sweep's per-pixel normalization folded into the weights: four operators a sweep
+        weights = weights * (keep / F.conv2d(weights, total))
         for _ in range(self.steps):
-            estimate = held + scale * F.conv2d(F.conv2d(estimate, shift, padding=1) * weights, total)
+            estimate = held + F.conv2d(F.conv2d(estimate, shift, padding=1) * weights, total)
         return estimate
