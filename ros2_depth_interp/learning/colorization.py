@@ -6,7 +6,7 @@ s_rs^2) with s_rs^2 = ``variance_scale`` x the mean of the two pixels' 3x3 inten
 least ``sigma_floor``^2), the weights of the shipped model's pre-fill (``prefill.PyramidPrefill``).
 A few sweeps from a good start put back what the coarse fill lost between dense samples (the exact
 course of an edge) and leave the large holes as they were. Parameter-free; each sweep is a shifting
-``Conv``, a ``Mul``, a summing ``Conv`` and a multiply-add in ONNX.
+``Conv``, a ``Mul``, a summing ``Conv`` and an ``Add`` in ONNX.
 """
 import torch
 from torch import nn
