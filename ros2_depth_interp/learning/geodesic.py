@@ -52,6 +52,7 @@ from .unet import DepthUNet, UNetConfig
 
 FALLBACK_CERTAINTY = 1e-9   # certainty of the pull-push fill where no measurement's path arrives
 TINY = 1e-30
+NEIGHBOURHOOD = 5           # a step's taps: the four neighbours d away and the pixel itself
 COST_CHANNELS = 4           # per pixel: log scale of the intensity cost and an added cost, right and down
 COST_BIAS = -6.0            # initial added cost per step: exp(-6) = 0.0025
 
@@ -123,15 +124,16 @@ def _kernels():
     path[1, 0, 1, 1], path[1, 0, 1, 0] = 1.0, -1.0
     path[2, 1, 2, 1], path[2, 1, 1, 1] = 1.0, -1.0
     path[3, 1, 1, 1], path[3, 1, 0, 1] = 1.0, -1.0
-    # the four neighbours d away (dilated 3x3, same order), for each of two inputs (groups=2)
-    shift = torch.zeros(8, 1, 3, 3)
+    # the four neighbours d away (dilated 3x3, same order) and the pixel itself, for each of two
+    # inputs (groups=2)
+    shift = torch.zeros(2 * NEIGHBOURHOOD, 1, 3, 3)
     for g in range(2):
-        for k, (y, x) in enumerate(((1, 2), (1, 0), (2, 1), (0, 1))):
-            shift[4 * g + k, 0, y, x] = 1.0
-    # sums of the four weighted neighbours of each input
-    total = torch.zeros(2, 8, 1, 1)
-    total[0, :4] = 1.0
-    total[1, 4:] = 1.0
+        for k, (y, x) in enumerate(((1, 2), (1, 0), (2, 1), (0, 1), (1, 1))):
+            shift[NEIGHBOURHOOD * g + k, 0, y, x] = 1.0
+    # sums of the weighted neighbourhood of each input
+    total = torch.zeros(2, 2 * NEIGHBOURHOOD, 1, 1)
+    total[0, :NEIGHBOURHOOD] = 1.0
+    total[1, NEIGHBOURHOOD:] = 1.0
     return blur, step, path, shift, total
 
 
@@ -167,12 +169,16 @@ class GeodesicPropagation(nn.Module):
         unreached = self.prior_certainty * keep
         state = held + torch.cat([unreached * fallback, unreached], dim=1)   # (depth x certainty, certainty)
         path_weights = self.path_weights(step_costs, keep)
-        weights = {d: (torch.cat([w, w], dim=1), scale)   # the same weights for both channels
-                   for d, (w, scale) in path_weights.items()}
+        # a step: held + scale x (pixel + weighted neighbours), the scale folded into the weights of
+        # the pixel and its neighbours, so that one step is four operators; the same for both channels
+        weights = {}
+        for d in dict.fromkeys(self.distances):
+            w, scale = path_weights[d]
+            folded = torch.cat([w * scale, scale], dim=1)
+            weights[d] = torch.cat([folded, folded], dim=1)
         for d in self.distances:
-            w, scale = weights[d]
             neighbours = F.conv2d(state, SHIFT.to(state), padding=d, dilation=d, groups=2)
-            state = held + scale * (state + F.conv2d(neighbours * w, TOTAL.to(state)))
+            state = held + F.conv2d(neighbours * weights[d], TOTAL.to(state))
         measured = held[:, 0:1]
         estimate = measured + keep * state[:, 0:1] / (state[:, 1:2] + TINY)
         return self.smooth(estimate, measured, keep, path_weights)
@@ -182,21 +188,22 @@ class GeodesicPropagation(nn.Module):
         step per distance of ``smoothing``; the measurements (``held``, where ``keep`` is 0) stay."""
         if not self.smoothing_rounds:
             return estimate
-        shift, total = SHIFT[:4].to(estimate), TOTAL[:1, :4].to(estimate)
+        shift, total = SHIFT[:NEIGHBOURHOOD].to(estimate), TOTAL[:1, :NEIGHBOURHOOD].to(estimate)
         ones = torch.ones_like(estimate)
         steps = {}
         for d in dict.fromkeys(self.smoothing):
             # a pair of opposite neighbours counts only if both lie in the image, so that a slope
-            # stays a slope at the border; per distance: the weights and 1 / (1 + their sum)
-            inside = F.conv2d(ones, shift, padding=d, dilation=d)
+            # stays a slope at the border; per distance: the weights of the four neighbours and of the
+            # pixel itself, times 1 / (1 + the neighbours' sum) (0 at the measurements)
+            inside = F.conv2d(ones, shift[:4], padding=d, dilation=d)
             across, along = inside[:, 0:1] * inside[:, 1:2], inside[:, 2:3] * inside[:, 3:4]
             w = path_weights[d][0] * torch.cat([across, across, along, along], dim=1)
-            steps[d] = w, keep / (1.0 + F.conv2d(w, total))
+            scale = keep / (1.0 + F.conv2d(w, total[:, :4]))
+            steps[d] = torch.cat([w * scale, scale], dim=1)
         for _ in range(self.smoothing_rounds):
             for d in self.smoothing:
-                w, scale = steps[d]
                 neighbours = F.conv2d(estimate, shift, padding=d, dilation=d)
-                estimate = held + scale * (estimate + F.conv2d(neighbours * w, total))
+                estimate = held + F.conv2d(neighbours * steps[d], total)
         return estimate
 
     def path_weights(self, step_costs, keep):
