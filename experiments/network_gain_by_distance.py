@@ -77,7 +77,13 @@ def main(argv=None):
     args = p.parse_args(argv)
     model = DepthInterpolator(args.model, providers=['CPUExecutionProvider'])
     config = json.loads(model.metadata['config'])
-    prefill = prefill_only(build_model(config).prefill)
+    network = build_model(config)
+    if not hasattr(network, 'prefill'):
+        print('network_gain_by_distance: %s has no pre-fill to compare its network with (this measures '
+              'models of the prefill_cnn preset, such as model 0.6.0)' % (args.model or 'the shipped model'),
+              file=sys.stderr)
+        return 2
+    prefill = prefill_only(network.prefill)
     mode, density = parse_protocol(args.protocol)
     data = args.data or os.path.join(shared_data_dir(), args.data_kind)
     if args.data_kind == 'tum':

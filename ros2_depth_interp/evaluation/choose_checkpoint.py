@@ -114,7 +114,12 @@ def main(argv=None):
     for path in args.checkpoints:
         interp = DepthInterpolator(model_path=path, backend=TorchBackend(path, 'cpu'), warmup=False)
         if args.prefill and not methods:
-            methods['pre-fill (%s)' % os.path.basename(path)] = prefill_only(interp._backend.model.prefill)
+            prefill = getattr(interp._backend.model, 'prefill', None)
+            if prefill is None:
+                print('choose: --prefill needs a checkpoint with a pre-fill (preset prefill_cnn, model 0.6.0); '
+                      '%s has none' % path, file=sys.stderr)
+                return 2
+            methods['pre-fill (%s)' % os.path.basename(path)] = prefill_only(prefill)
         methods[path] = interp.interpolate
     results, _ = evaluate(frames, PROTOCOLS, methods, progress=False)
     steps = {path: training_step(path) for path in args.checkpoints} if args.out else None

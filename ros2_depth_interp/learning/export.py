@@ -176,6 +176,13 @@ def _real_sample():
         return None
 
 
+GEODESIC_OVERRIDES = ('smoothing', 'smoothing_rounds', 'colorization_steps')
+
+
+def _ints(text):
+    return [int(v) for v in text.split(',') if v.strip()]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog='depth_interp export', description=__doc__.splitlines()[0])
     parser.add_argument('checkpoint', help='training checkpoint (.pt from depth_interp train)')
@@ -183,12 +190,27 @@ def main(argv=None):
     parser.add_argument('--opset', type=int, default=17)
     parser.add_argument('--fp16', action='store_true', help='also write <name>_fp16.onnx (for GPUs)')
     add_prefill_arguments(parser)  # override the pre-fill the network was trained with
+    # the same for the parameter-free steps of the geodesic models (they share every tensor)
+    parser.add_argument('--smoothing', type=_ints, help='geodesic models: one round of harmonic smoothing, '
+                        'distances in px, e.g. 16,8,4,2,1')
+    parser.add_argument('--smoothing-rounds', type=int, help='geodesic models: rounds of --smoothing')
+    parser.add_argument('--colorization-steps', type=int, help='geodesic models: colorization sweeps at the end')
     args = parser.parse_args(argv)
     if args.opset < 17:
         parser.error('--opset must be 17 or newer')
     blob = torch.load(args.checkpoint, map_location='cpu', weights_only=False)
     config = dict(blob['config'])
     overridden = apply_prefill_arguments(config, args)
+    if overridden and config.get('arch') is not None:
+        parser.error('--prefill-* options need a model with a pre-fill (preset prefill_cnn); %s is %r'
+                     % (args.checkpoint, config['arch']))
+    for key in GEODESIC_OVERRIDES:
+        if getattr(args, key) is not None:
+            if config.get('arch') != 'geodesic':
+                parser.error('--%s needs a geodesic model; %s is %r' % (key.replace('_', '-'), args.checkpoint,
+                                                                        config.get('arch', 'prefill_cnn')))
+            config[key] = getattr(args, key)
+            overridden.append(key)
     try:
         model = build_model(config)
     except ValueError as exc:

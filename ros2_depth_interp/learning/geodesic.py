@@ -174,8 +174,8 @@ class GeodesicPropagation(nn.Module):
         weights = {}
         for d in dict.fromkeys(self.distances):
             w, scale = path_weights[d]
-            folded = torch.cat([w * scale, scale], dim=1)
-            weights[d] = torch.cat([folded, folded], dim=1)
+            w = w * scale
+            weights[d] = torch.cat([w, scale, w, scale], dim=1)
         for d in self.distances:
             neighbours = F.conv2d(state, SHIFT.to(state), padding=d, dilation=d, groups=2)
             state = held + F.conv2d(neighbours * weights[d], TOTAL.to(state))
