@@ -95,8 +95,8 @@ train: $(STAMP)
 export: $(STAMP)
 	$(VENV)/bin/depth_interp export $(EXPORT_ARGS)
 
-# The shipped architecture's training recipe: one time-budgeted, resumable run from scratch, then the
-# export, into runs/shipped; DEVICE=cuda|cpu, MINUTES (default 110). models/README.md, "Training recipe".
+# The shipped model's training recipe: one time-budgeted, resumable run from scratch, then the
+# export, into runs/shipped; DEVICE=cuda|cpu, MINUTES (default 120). models/README.md, "Training recipe".
 train-shipped: $(STAMP)
 	PYTHON=$(VPY) scripts/train_shipped_model.sh $(TRAIN_SHIPPED_ARGS)
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Loss ablation of a trained candidate (models/README.md, "Candidates"): from the same checkpoint, the
+# Loss ablation of a trained candidate (docs/model_designs.md, "The candidates"): from the same checkpoint, the
 # same wall-clock budget of further training with each loss, then the held-out families' PSNR of
 # every result beside the starting point (`depth_interp choose`, uniform and gradient 10 % masks).
 #   l1          L1 (+ 0.1 confidence, as every variant)

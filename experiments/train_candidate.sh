@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A candidate network (models/README.md, "Candidates": spn_coarse, geodesic, ...): one time-budgeted run
+# A candidate network (docs/model_designs.md, "The candidates": spn_coarse, geodesic, ...): one time-budgeted run
 # from scratch (or fine-tuning from INIT), then its ONNX export and the held-out evaluation beside the
 # shipped model and the classical baselines.
 # L1 + 0.5 gradient + 0.1 confidence, Adam LR (5e-4) then LR / 10 for the last fifth of the time,

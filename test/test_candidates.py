@@ -159,7 +159,7 @@ def test_the_node_runs_a_model_with_the_graph_optimization_its_metadata_names(tm
 @pytest.mark.parametrize('name', ['spn_coarse', 'geodesic', 'geodesic_light', 'geodesic_harmonic', 'geodesic_half',
                                   'geodesic_swept', 'geodesic_mixed', 'geodesic_corrected'])
 def test_committed_candidate_weights_load_and_fill(name):
-    # experiments/weights/<name>.pt (model card, "Candidates"): the preset's architecture, loadable for
+    # experiments/weights/<name>.pt (docs/model_designs.md, "The candidates"): the preset's architecture, loadable for
     # export and `train --init`, and its fill keeps the measurements
     import os
     from ros2_depth_interp.learning.export import load_torch_weights

@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from ros2_depth_interp.learning.layers import ResidualBlock
-from ros2_depth_interp.learning.model import PRESETS, DepthInterpNet, NetConfig, build_model
+from ros2_depth_interp.learning.model import EARLIER_PREFILL_OPTIONS, PRESETS, DepthInterpNet, NetConfig, build_model
 from ros2_depth_interp.core.preprocess import InputError, finish, padded_size, prepare
 
 
-@pytest.mark.parametrize('preset', ['tiny', 'default'])
+@pytest.mark.parametrize('preset', ['tiny', 'prefill_cnn', 'default'])
 def test_output_shapes_match_padded_input(preset):
     model = build_model(preset).eval()
     x = torch.rand(2, 3, 2 * model.stride, 3 * model.stride)
@@ -61,12 +61,12 @@ def test_network_is_built_from_the_papers_blocks():
     strided = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.stride != (1, 1)]
     assert all(m.stride == (2, 2) for m in strided) and len(strided) == 2   # conv + its projection
     assert isinstance(model.shuffle, torch.nn.PixelShuffle)
-    assert PRESETS['paper'].width > PRESETS['default'].width
+    assert PRESETS['paper'].width > PRESETS['prefill_cnn'].width
 
 
 def test_untrained_network_returns_the_prefill():
     # the head starts at zero: an untrained network is exactly the classical pre-fill
-    model = build_model('default').eval()
+    model = build_model('prefill_cnn').eval()
     x = torch.zeros(1, 3, 64, 64)
     x[0, 0, ::4, ::4] = 1.5
     x[0, 1, ::4, ::4] = 1.0
@@ -98,9 +98,10 @@ def test_shipped_checkpoint_loads_and_matches_the_shipped_onnx_graph():
 
 
 def test_checkpoints_of_earlier_prefills_give_one_clear_error():
-    import torch as _torch
-    shipped = _torch.load(os.path.join(MODELS, 'depth_interp.pt'), weights_only=False)['config']
-    assert NetConfig.from_dict(shipped) == PRESETS['default']
+    # a model 0.6.0 checkpoint's config: the prefill_cnn preset and the options of earlier pre-fills at
+    # the values model 0.6.0 supports; any other value of one of them is an earlier pre-fill
+    shipped = dict(PRESETS['prefill_cnn'].to_dict(), **{k: v for k, (_, v) in EARLIER_PREFILL_OPTIONS.items()})
+    assert NetConfig.from_dict(shipped) == PRESETS['prefill_cnn']
     for key, value in (('prefill_solver', 'heavy_ball'), ('prefill_tau', 0.01), ('prefill_top', 'pull_push'),
                        ('prefill_dt_order', 0), ('prefill_weights', 'global')):
         with pytest.raises(ValueError, match=key):

@@ -54,7 +54,7 @@ def _recipe_argv(script=os.path.join(SCRIPTS, 'train_shipped_model.sh'), preset=
     with open(script) as f:
         text = f.read().replace('\\\n', ' ')
     (line,) = [line for line in text.splitlines() if 'ros2_depth_interp.learning.train ' in line]
-    values = {'"$out"': 'runs/x', '"$device"': 'cpu', '"$minutes"': '110', '"$mb"': 'data', '"$batch"': '4',
+    values = {'"$out"': 'runs/x', '"$device"': 'cpu', '"$minutes"': '120', '"$drop"': '0.8', '"$mb"': 'data', '"$batch"': '4',
               '"$crop"': '256x320', '"$workers"': '1', '"$preset"': preset,
               '"$lr"': '5e-4', '"$lr_after"': '5e-5', '"$tilt"': '0', '"$keep"': '2000'}
     words = [values.get(w, w) for w in line.split('ros2_depth_interp.learning.train', 1)[1].split()]
@@ -62,26 +62,41 @@ def _recipe_argv(script=os.path.join(SCRIPTS, 'train_shipped_model.sh'), preset=
 
 
 @needs_torch
-def test_the_training_recipe_trains_the_shipped_architecture_on_held_out_safe_data():
-    # the recipe's one train command parses, trains the default preset, which is the shipped
-    # checkpoint's config, stops on a time budget, and keeps the held-out families out of training
+def test_the_training_recipe_trains_the_shipped_models_tensors_and_exports_the_shipped_config(tmp_path):
+    # the recipe's train command parses, trains geodesic_swept (the shipped model's tensors), stops on a
+    # time budget and keeps the held-out families out of training; its export command turns such a
+    # checkpoint into the shipped config (the default preset), which is the shipped checkpoint's
+    import shlex
     import torch
     from ros2_depth_interp.core.resources import default_model_path
+    from ros2_depth_interp.learning import export
     from ros2_depth_interp.learning.datasets import HELD_OUT_SCENES
-    from ros2_depth_interp.learning.model import PRESETS, NetConfig
+    from ros2_depth_interp.learning.model import PRESETS, build_model, config_from_dict
     from ros2_depth_interp.learning.train import build_parser, make_config
     args = build_parser().parse_args(_recipe_argv())
-    assert make_config(args) == PRESETS['default']
-    shipped = torch.load(default_model_path().replace('.onnx', '.pt'), map_location='cpu', weights_only=False)
-    assert NetConfig.from_dict(shipped['config']) == PRESETS['default']
-    assert args.time_limit == 110 and 0 < args.lr_drop_fraction < 1 and args.lr_after < args.lr
+    assert make_config(args) == PRESETS['geodesic_swept']
+    assert args.time_limit == 120 and 0 < args.lr_drop_fraction < 1 and args.lr_after < args.lr
     assert set(HELD_OUT_SCENES) <= set(args.val_scenes)
+    shipped = torch.load(default_model_path().replace('.onnx', '.pt'), map_location='cpu', weights_only=False)
+    assert config_from_dict(shipped['config']) == PRESETS['default']
+    trained = build_model('geodesic_swept')
+    assert {k: v.shape for k, v in trained.state_dict().items()} == \
+        {k: v.shape for k, v in shipped['model'].items()}
     with open(os.path.join(SCRIPTS, 'train_shipped_model.sh')) as f:
         text = f.read()
     assert '--resume "$out/last.pt"' in text     # a second sitting continues the first
-    # the export has no pre-fill options: the graph is the one the network was trained on
-    (export_line,) = [line for line in text.splitlines() if 'ros2_depth_interp.learning.export' in line]
-    assert '--prefill' not in export_line
+    (export_line,) = [line for line in text.replace('\\\n', ' ').splitlines()
+                      if 'ros2_depth_interp.learning.export' in line]
+    words = shlex.split(export_line.split('ros2_depth_interp.learning.export', 1)[1])
+    # the settings only: not the checkpoint, --out and its path, --fp16
+    options = [w for w in words if '$out' not in w and w not in ('--out', '--fp16')]
+    assert options and len(options) == len(words) - 4
+    checkpoint = str(tmp_path / 'last.pt')
+    torch.save({'config': PRESETS['geodesic_swept'].to_dict(), 'model': trained.state_dict()}, checkpoint)
+    onnx_path = str(tmp_path / 'exported.onnx')
+    assert export.main([checkpoint, '--out', onnx_path] + options) == 0
+    exported = torch.load(str(tmp_path / 'exported.pt'), map_location='cpu', weights_only=False)
+    assert config_from_dict(exported['config']) == PRESETS['default']
 
 
 @needs_torch
@@ -120,12 +135,12 @@ def test_prefill_table_writes_numbers_a_chart_and_pictures(tmp_path, capsys):
 
 
 @needs_torch
-def test_prefill_table_row_named_the_shipped_model_is_the_default_presets_prefill():
+def test_prefill_table_row_named_model_0_6_0_is_the_prefill_cnn_presets_prefill():
     from ros2_depth_interp.learning.model import build_model
     from ros2_depth_interp.learning.prefill import PyramidPrefill
     settings = _script('prefill_table', EXPERIMENTS).SETTINGS
     (options,) = [v for k, v in settings.items() if 'model 0.6.0, shipped' in k]
-    row, default = PyramidPrefill(**options), build_model('default').prefill
+    row, default = PyramidPrefill(**options), build_model('prefill_cnn').prefill
     names = [k for k in vars(default) if not k.startswith('_') and k != 'training']
     assert names and {k: getattr(row, k) for k in names} == {k: getattr(default, k) for k in names}
 

@@ -95,8 +95,9 @@ def test_ddp_through_torchrun_on_cpu(tmp_path):
 def test_prefill_options_reach_the_model_config():
     from ros2_depth_interp.learning.model import PRESETS
     from ros2_depth_interp.learning.train import build_parser, make_config
-    args = build_parser().parse_args(['--prefill-levels', '2', '--prefill-variance-scale', '0.5',
-                                      '--prefill-iterations', '4,10,15', '--prefill-dt-clamp', '0'])
+    args = build_parser().parse_args(['--preset', 'prefill_cnn', '--prefill-levels', '2',
+                                      '--prefill-variance-scale', '0.5', '--prefill-iterations', '4,10,15',
+                                      '--prefill-dt-clamp', '0'])
     config = make_config(args)
     assert (config.prefill_levels, config.prefill_variance_scale, config.prefill_dt_clamp) == (2, 0.5, 0.0)
     assert config.prefill_iterations == (4, 10, 15)

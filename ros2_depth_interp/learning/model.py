@@ -1,15 +1,19 @@
-"""The interpolation network (torch; used for training, export and the torch inference backend).
+"""The interpolation networks (torch; used for training, export and the torch inference backend) and
+their presets.
 
-After Makarov et al., "Depth Map Interpolation using Perceptual Loss" (ISMAR 2017): residual blocks
-of two 3x3 convolutions with ELU, projection blocks (1x1 convolution on the identity path) where the
-width changes, dilations that grow with depth, ONE x2 downsampling stage, dropout before the last
-convolution, and a final pixel shuffle (depth-to-space) back to full size. ELU everywhere but the
-last convolution.
+The shipped model (preset ``default``) is ``geodesic.DepthGeodesic``: a small U-Net steers a
+geodesic propagation of the sparse depth at full resolution (``learning/geodesic.py``).
 
-One addition, measured in models/README.md: a parameter-free, intensity-guided pre-fill
-(``PyramidPrefill``; in the default preset an edge-aware normalized convolution of first order, a
-weighted local plane per pixel, at half resolution, then conjugate-gradient iterations on the
-colorization energy) fills every hole and lets depth follow intensity edges, and the network
+``DepthInterpNet`` (preset ``prefill_cnn``, model 0.6.0's architecture) follows Makarov et al., "Depth
+Map Interpolation using Perceptual Loss" (ISMAR 2017): residual blocks of two 3x3 convolutions with
+ELU, projection blocks (1x1 convolution on the identity path) where the width changes, dilations
+that grow with depth, ONE x2 downsampling stage, dropout before the last convolution, and a final
+pixel shuffle (depth-to-space) back to full size. ELU everywhere but the last convolution.
+
+One addition: a parameter-free, intensity-guided pre-fill (``PyramidPrefill``; in the
+``prefill_cnn`` preset an edge-aware normalized convolution of first order, a weighted local plane
+per pixel, at half resolution, then conjugate-gradient iterations on the colorization energy)
+fills every hole and lets depth follow intensity edges, and the network
 predicts a correction to that fill. Holes of semi-dense SLAM depth are often wider than any
 affordable receptive field; with the pre-fill the network only has to fix edges and shapes.
 
@@ -29,7 +33,7 @@ from .unet import CoarseSPNConfig, DepthCoarseSPN, DepthSPN, DepthUNet, SPNConfi
 
 @dataclass
 class NetConfig:
-    """The shipped network's architecture; the defaults are model 0.6.0's (the 'default' preset)."""
+    """``DepthInterpNet``'s architecture; the defaults are model 0.6.0's (the 'prefill_cnn' preset)."""
     stem_width: int = 8                  # full-resolution features
     width: int = 16                      # features after the single x2 downsampling
     dilations: tuple = (1, 2, 4)         # one residual block per entry, growing receptive field
@@ -76,7 +80,7 @@ class NetConfig:
 # Options of the pre-fills of models before 0.6.0 and the one value each that this version
 # supports: checkpoints record every option, with these defaults where the option did not exist yet.
 EARLIER_PREFILL_OPTIONS = {
-    # key: (default in those checkpoints, the value the shipped pre-fill needs)
+    # key: (default in those checkpoints, the value model 0.6.0's pre-fill needs)
     'prefill_tau': (0.0, 0.0),
     'prefill_top': ('pull_push', 'domain_transform'),
     'prefill_solver': ('heavy_ball', 'cg'),
@@ -91,19 +95,24 @@ def _check_earlier_prefill(d):
         return
     for key, (default, needed) in EARLIER_PREFILL_OPTIONS.items():
         if d.get(key, default) != needed:
-            raise ValueError('this checkpoint was trained on a pre-fill this version does not have (%s = %r; the '
-                             "shipped pre-fill has %r): load it with release 0.6.0's code, or export it there"
+            raise ValueError('this checkpoint was trained on a pre-fill this version does not have (%s = %r; '
+                             "model 0.6.0's pre-fill has %r): load it with release 0.6.0's code, or export it there"
                              % (key, d.get(key, default), needed))
 
 
 PRESETS = {
-    # the shipped model (real time on the GPU; see models/README.md for its speed on a 2-core CPU)
-    'default': NetConfig(),
+    # the shipped model (models/README.md): geodesic_swept's network and propagation, three rounds of
+    # harmonic smoothing reaching 16 px and 8 colorization sweeps (its weights were trained as
+    # geodesic_swept; the parameter-free steps share every tensor)
+    'default': GeodesicConfig(widths=(16, 24), blocks=(1, 2), smoothing=(16, 8, 4, 2, 1), smoothing_rounds=3,
+                              colorization_steps=8, colorization_neighbours=4),
+    # model 0.6.0: the classical pre-fill (domain transform, conjugate gradients) and a CNN correcting it
+    'prefill_cnn': NetConfig(),
     # the paper-sized network on the same pre-fill
     'paper': NetConfig(stem_width=32, width=64, dilations=(1, 2, 4, 8, 16, 1), dropout=0.5),
     # for tests: exported in a second
     'tiny': NetConfig(stem_width=4, width=8, dilations=(1, 2), prefill_iterations=(2, 4), prefill_dt_steps=4),
-    # candidates for the next design (models/README.md, "Candidates"); not shipped
+    # the candidates measured beside the shipped model (docs/model_designs.md, "The candidates")
     'unet': UNetConfig(),
     'unet_tiny': UNetConfig(widths=(4, 6, 8, 8, 8), blocks=(0, 0, 1, 1, 1)),
     'spn': SPNConfig(),
