@@ -54,7 +54,8 @@ def _recipe_argv(script=os.path.join(SCRIPTS, 'train_shipped_model.sh'), preset=
     with open(script) as f:
         text = f.read().replace('\\\n', ' ')
     (line,) = [line for line in text.splitlines() if 'ros2_depth_interp.learning.train ' in line]
-    values = {'"$out"': 'runs/x', '"$device"': 'cpu', '"$minutes"': '120', '"$drop"': '0.8', '"$mb"': 'data', '"$batch"': '4',
+    values = {'"$out"': 'runs/x', '"$device"': 'cpu', '"$minutes"': '120', '"$drop"': '0.8', '"$mb"': 'data',
+              '"$batch"': '4',
               '"$crop"': '256x320', '"$workers"': '1', '"$preset"': preset,
               '"$lr"': '5e-4', '"$lr_after"': '5e-5', '"$tilt"': '0', '"$keep"': '2000'}
     words = [values.get(w, w) for w in line.split('ros2_depth_interp.learning.train', 1)[1].split()]

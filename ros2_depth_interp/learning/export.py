@@ -14,7 +14,7 @@ import torch
 
 from .. import __version__
 from .model import build_model
-from .prefill_options import add_prefill_arguments, apply_prefill_arguments
+from .prefill_options import add_prefill_arguments, apply_prefill_arguments, int_list
 from ..core.preprocess import INPUT_CHANNELS, MAX_NORMALIZED, prepare
 
 FORMAT_TAG = 'ros2_depth_interp/1'
@@ -179,10 +179,6 @@ def _real_sample():
 GEODESIC_OVERRIDES = ('smoothing', 'smoothing_rounds', 'colorization_steps')
 
 
-def _ints(text):
-    return [int(v) for v in text.split(',') if v.strip()]
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(prog='depth_interp export', description=__doc__.splitlines()[0])
     parser.add_argument('checkpoint', help='training checkpoint (.pt from depth_interp train)')
@@ -191,7 +187,7 @@ def main(argv=None):
     parser.add_argument('--fp16', action='store_true', help='also write <name>_fp16.onnx (for GPUs)')
     add_prefill_arguments(parser)  # override the pre-fill the network was trained with
     # the same for the parameter-free steps of the geodesic models (they share every tensor)
-    parser.add_argument('--smoothing', type=_ints, help='geodesic models: one round of harmonic smoothing, '
+    parser.add_argument('--smoothing', type=int_list, help='geodesic models: one round of harmonic smoothing, '
                         'distances in px, e.g. 16,8,4,2,1')
     parser.add_argument('--smoothing-rounds', type=int, help='geodesic models: rounds of --smoothing')
     parser.add_argument('--colorization-steps', type=int, help='geodesic models: colorization sweeps at the end')

@@ -5,14 +5,14 @@ than it was trained with (e.g. more iterations for a slower, more accurate graph
 """
 
 
-def _ints(text):
+def int_list(text):
     return [int(v) for v in text.split(',') if v.strip()]
 
 
 # flag -> (type, help, choices); the config key is the flag's name: --prefill-x -> prefill_x
 OPTIONS = {
     '--prefill-levels': (int, 'pyramid halvings below full resolution (the input is padded to 2^levels)', None),
-    '--prefill-iterations': (_ints, 'conjugate-gradient iterations per pyramid level, finest first, e.g. 20,40', None),
+    '--prefill-iterations': (int_list, 'conjugate-gradient iterations per pyramid level, finest first, e.g. 20,40', None),
     '--prefill-variance-scale': (float, 'neighbour weights: sigma^2 = scale x the local intensity variance', None),
     '--prefill-sigma-floor': (float, 'neighbour weights: sigma never below this', None),
     '--prefill-dt-sigma-s': (float, 'domain transform: spatial range in pixels of the coarsest level', None),
